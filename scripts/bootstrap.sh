@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Prepare a machine to develop, run and test remo.broker.  Idempotent: on a ready
+# machine it checks each step and changes nothing (a few seconds).
+#
+# Steps (each can be skipped with --skip-<step>):
+#   venv     .venv with the pinned tools from requirements/dev.lock
+#   links    .cache/collections/ansible_collections/remo/broker -> this checkout
+#   docker   a running Docker daemon (installs docker.io when missing)
+#   images   local container images for Molecule, built from Debian packages and
+#            cached by a hash of their recipe (no registry is needed)
+#   sanity   what `ansible-test sanity` needs to run offline
+#
+# Usage: scripts/bootstrap.sh [--relock] [--skip-docker] [--skip-images] ...
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+CACHE="$ROOT/.cache"
+PY=${PYTHON:-python3}
+IMAGE_PREFIX=remo-test
+
+say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
+die() { printf '[bootstrap] ERROR: %s\n' "$*" >&2; exit 1; }
+
+skip=" "
+relock=0
+for arg in "$@"; do
+  case "$arg" in
+    --relock) relock=1 ;;
+    --skip-*) skip+="${arg#--skip-} " ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) die "unknown argument: $arg" ;;
+  esac
+done
+want() { [[ "$skip" != *" $1 "* ]]; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "apt-get install ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# --- venv ------------------------------------------------------------------
+step_venv() {
+  local lock="$ROOT/requirements/dev.lock" stamp="$VENV/.remo-lock.sha256" want_hash
+  if [ "$relock" = 1 ]; then
+    say "re-locking requirements/dev.lock from requirements/dev.in"
+    rm -rf "$VENV"; "$PY" -m venv "$VENV"
+    "$VENV/bin/pip" install -q -r "$ROOT/requirements/dev.in"
+    "$VENV/bin/pip" freeze --exclude-editable | sort -f > "$lock"
+  fi
+  want_hash=$(sha256sum "$lock" | cut -d' ' -f1)
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_hash" ]; then
+    say "venv up to date"
+    return
+  fi
+  say "creating .venv from requirements/dev.lock"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r "$lock"
+  echo "$want_hash" > "$stamp"
+}
+
+# --- collection links --------------------------------------------------------
+step_links() {
+  local link="$CACHE/collections/ansible_collections/remo/broker"
+  mkdir -p "$(dirname "$link")"
+  if [ "$(readlink "$link" 2>/dev/null)" != "$ROOT" ]; then
+    rm -f "$link"; ln -s "$ROOT" "$link"
+    say "linked $link -> $ROOT"
+  fi
+}
+
+# --- docker ------------------------------------------------------------------
+step_docker() {
+  if docker info >/dev/null 2>&1; then say "docker daemon answers"; return; fi
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  command -v docker >/dev/null 2>&1 || die "no docker client after installing docker.io"
+  say "starting dockerd"
+  mkdir -p /var/log
+  (as_root nohup dockerd >/var/log/dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && { say "docker daemon answers"; return; }
+    sleep 1
+  done
+  tail -20 /var/log/dockerd.log >&2 || true
+  die "dockerd did not answer within 60 s (log: /var/log/dockerd.log)"
+}
+
+# --- images --------------------------------------------------------------------
+# The apt mirror comes from this machine's own sources; no host is hard-coded.
+apt_mirror() {
+  local uri
+  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$uri" ] || uri=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$uri" ] || die "cannot find a Debian mirror in /etc/apt/sources.list.d/debian.sources"
+  echo "$uri"
+}
+
+image_hash() { docker image inspect -f '{{ index .Config.Labels "remo.recipe" }}' "$1" 2>/dev/null || true; }
+
+# build_image NAME RECIPE_HASH BUILDER...: run BUILDER only when the image is missing
+# or was built from another recipe.
+build_if_changed() {
+  local name=$1 hash=$2; shift 2
+  if [ "$(image_hash "$name")" = "$hash" ]; then say "image $name is current"; return; fi
+  say "building image $name (recipe $hash)"
+  "$@"
+}
+
+ROOTFS_PACKAGES="python3,systemd,systemd-sysv,sudo,ca-certificates,iproute2,procps"
+DOCKER_PACKAGES="docker.io iptables ca-certificates"
+
+build_base() {
+  local hash=$1 dir="$CACHE/rootfs/base" mirror
+  mirror=$(apt_mirror)
+  apt_install debootstrap
+  as_root rm -rf "$dir"; mkdir -p "$dir"
+  as_root debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" bookworm "$dir" "$mirror" >"$CACHE/debootstrap.log" 2>&1 \
+    || { tail -20 "$CACHE/debootstrap.log" >&2; die "debootstrap failed"; }
+  # A container has no consoles or hardware; keep systemd from waiting on them.
+  as_root chroot "$dir" systemctl mask getty@tty1.service systemd-udevd.service systemd-remount-fs.service \
+    systemd-logind.service console-getty.service >/dev/null 2>&1 || true
+  as_root chroot "$dir" apt-get clean
+  tar -C "$dir" -c . | docker import \
+    -c "LABEL remo.recipe=$hash" -c 'CMD ["/lib/systemd/systemd"]' -c 'ENV container=docker' \
+    - "$IMAGE_PREFIX/debian:bookworm" >/dev/null
+  as_root rm -rf "$dir"
+}
+
+build_dind() {
+  local hash=$1 ctx="$CACHE/dind-context"
+  mkdir -p "$ctx"
+  # Containers reach the registries only through a CA the host trusts.
+  cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca.crt"
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $IMAGE_PREFIX/debian:bookworm
+COPY host-ca.crt /usr/local/share/ca-certificates/host-ca.crt
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $DOCKER_PACKAGES \
+    && update-ca-certificates >/dev/null && apt-get clean && rm -rf /var/lib/apt/lists/*
+LABEL remo.recipe=$hash
+EOF
+  docker build -q -t "$IMAGE_PREFIX/debian-docker:bookworm" "$ctx" >/dev/null
+}
+
+build_devcontainer() {
+  local hash=$1 ctx="$CACHE/devcontainer-context"
+  mkdir -p "$ctx"
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $IMAGE_PREFIX/debian:bookworm
+RUN useradd --create-home --uid 1000 --shell /bin/bash dev
+CMD ["sleep", "infinity"]
+LABEL remo.recipe=$hash
+EOF
+  docker build -q -t "$IMAGE_PREFIX/devcontainer-base:bookworm" "$ctx" >/dev/null
+}
+
+step_images() {
+  docker info >/dev/null 2>&1 || die "images need a running docker daemon (drop --skip-docker)"
+  local self base_hash dind_hash dev_hash
+  self=$(sed -n '/^# --- images/,/^# --- sanity/p' "$0" | sha256sum | cut -c1-16)
+  base_hash="$self-$(apt_mirror | sha256sum | cut -c1-8)"
+  dind_hash="$base_hash-dind"
+  dev_hash="$base_hash-dev"
+  build_if_changed "$IMAGE_PREFIX/debian:bookworm" "$base_hash" build_base "$base_hash"
+  build_if_changed "$IMAGE_PREFIX/debian-docker:bookworm" "$dind_hash" build_dind "$dind_hash"
+  build_if_changed "$IMAGE_PREFIX/devcontainer-base:bookworm" "$dev_hash" build_devcontainer "$dev_hash"
+}
+
+# --- sanity ------------------------------------------------------------------
+# ansible-test bootstraps pip in its own venvs by downloading get-pip.py, which this
+# network does not allow.  A stand-in that uses the stdlib's ensurepip does the same.
+step_sanity() {
+  local ver cache="$HOME/.ansible/test/cache"
+  # The pip version ansible-test bootstraps into its venvs (default_packages in its source).
+  ver=$(grep -oP "^\s+pip='\K[0-9.]+" "$VENV"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
+  [ -n "$ver" ] || { say "ansible-test pip version not found; skipping get-pip stand-in"; return; }
+  mkdir -p "$cache"
+  local target="$cache/get_pip_${ver//./_}.py"
+  if [ -s "$target" ] && grep -q 'remo.broker stand-in' "$target"; then say "ansible-test offline pip ready"; return; fi
+  cat >"$target" <<'EOF'
+# remo.broker stand-in for get-pip.py: ansible-test cannot download it here.
+import os, subprocess, sys
+subprocess.check_call([sys.executable, "-m", "ensurepip", "--upgrade"])
+# get-pip's own flags are not pip flags.
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+cert = "/etc/ssl/certs/ca-certificates.crt"
+extra = ["--cert", cert] if os.path.exists(cert) else []
+subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *extra, *args])
+EOF
+  say "wrote ansible-test get-pip stand-in $target"
+}
+
+cd "$ROOT"
+mkdir -p "$CACHE"
+for step in venv links docker images sanity; do
+  if want "$step"; then "step_$step"; fi
+done
+say "ready"
