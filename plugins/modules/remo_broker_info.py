@@ -1,0 +1,143 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: remo_broker_info
+short_description: Report the state of the remo-broker daemon
+version_added: 0.1.0
+description:
+  - Asks the remo-broker daemon on the managed host for its C(status) over the admin
+    socket and returns it, for use with M(ansible.builtin.assert) or M(ansible.builtin.debug).
+  - Reports versions, uptime, how many secrets the daemon holds and when they were
+    loaded, every registered project with its allowlist (secret names) and request
+    counters, and the health of the audit log.
+  - Never changes anything and never returns secret values; the daemon has no request
+    that would return one on the admin socket.
+author:
+  - remo.broker contributors
+extends_documentation_fragment:
+  - remo.broker.broker
+  - remo.broker.attributes
+  - remo.broker.attributes.info_module
+options: {}
+seealso:
+  - module: remo.broker.remo_broker_push
+  - module: remo.broker.remo_manifest
+  - plugin: remo.broker.fnox
+    plugin_type: lookup
+"""
+
+EXAMPLES = r"""
+- name: Read the broker status
+  remo.broker.remo_broker_info:
+  become: true
+  register: broker
+
+- name: The broker speaks protocol 2 and holds the pushed secrets
+  ansible.builtin.assert:
+    that:
+      - broker.status.protocol_version == 2
+      - broker.status.secret_count > 0
+      - broker.status.audit.healthy
+
+- name: The project myrepo is registered and may read GITHUB_TOKEN
+  ansible.builtin.assert:
+    that:
+      - "'GITHUB_TOKEN' in (broker.status.projects | selectattr('name', '==', 'myrepo') | first).allowlist"
+
+- name: Talk to a broker with a non-default run directory
+  remo.broker.remo_broker_info:
+    socket_path: /tmp/remo-broker-test/admin.sock
+    timeout: 2
+"""
+
+RETURN = r"""
+status:
+  description:
+    - The daemon's C(status) reply, without the protocol's C(ok) flag.
+  returned: success
+  type: dict
+  contains:
+    protocol_version:
+      description: Admin protocol version spoken by the daemon; V(2) for this collection.
+      type: int
+      sample: 2
+    daemon_version:
+      description: Version of the running daemon.
+      type: str
+      sample: 0.1.0
+    uptime_seconds:
+      description: Seconds since the daemon started.
+      type: float
+      sample: 3612.5
+    secret_count:
+      description: Number of secrets the daemon holds in memory.
+      type: int
+      sample: 4
+    secrets_loaded_at:
+      description: When the current secrets were pushed (ISO-8601, UTC), or V(null) if none were.
+      type: str
+      sample: "2026-06-01T09:30:00Z"
+    projects:
+      description: Registered projects.
+      type: list
+      elements: dict
+      sample:
+        - name: myrepo
+          project_path: /home/dev/src/myrepo
+          manifest_path: /home/dev/src/myrepo/.remo/manifest.toml
+          manifest_sha256: 9f2c6d5e0b1a4f7c8e3d2a1b0c9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f
+          socket_path: /run/remo-broker/myrepo.sock
+          expected_uid: 1000
+          allowlist: [GITHUB_TOKEN, NPM_TOKEN]
+          allowlist_size: 2
+          counters: {allowed: 12, denied: 1, not_found: 0, rate_limited: 0, peer_unexpected: 0, protocol_error: 0}
+    audit:
+      description: Health of the audit log (C(path), C(healthy), C(write_errors), C(last_error)).
+      type: dict
+      sample: {path: /var/log/remo-broker/audit.jsonl, healthy: true, write_errors: 0, last_error: null}
+socket_path:
+  description: The admin socket that was queried.
+  returned: always
+  type: str
+  sample: /run/remo-broker/admin.sock
+failure:
+  description:
+    - The daemon's or the client's error when the module failed; C(connection_error) when
+      the socket is missing, refuses the connection, denies permission or times out.
+  returned: failure
+  type: dict
+  contains:
+    code:
+      description: Error code, for example C(connection_error) or C(protocol_error).
+      type: str
+    message:
+      description: Error message; never contains secret values.
+      type: str
+    details:
+      description: Extra structured information, may be empty.
+      type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.remo.broker.plugins.module_utils._module_base import (
+    BrokerModule,
+    merge_argument_spec,
+)
+from ansible_collections.remo.broker.plugins.module_utils._protocol import OP_STATUS
+
+
+def main():
+    module = AnsibleModule(argument_spec=merge_argument_spec({}), supports_check_mode=True)
+    broker = BrokerModule(module)
+    status = broker.request(OP_STATUS, what="the status request")
+    module.exit_json(changed=False, status=status, socket_path=broker.socket_path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,640 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: remo_manifest
+short_description: Validate, synthesize and register a project's remo-broker manifest
+version_added: 0.1.0
+description:
+  - A project's manifest (C(.remo/manifest.toml)) is its allowlist, the list of secret
+    names its devcontainer may read from remo-broker, and how each one is delivered
+    (environment variable or tmpfs file).
+  - With O(state=validated) the module finds and validates the manifest on the managed
+    host and returns it, without contacting the daemon (it works with no daemon at all).
+  - With O(state=present) it validates the manifest first, failing early with the file,
+    line and column of the first problem, then registers the project with the daemon, or
+    makes the daemon reload it when the daemon's copy (path or SHA-256) differs from the file.
+  - With O(state=absent) it unregisters the project; the project's socket goes away.
+  - When the project has no manifest (or O(force_synthesize=true)), the module can write
+    one from O(secrets) and/or the C(secrets) declared in C(.devcontainer/devcontainer.json)
+    (O(from_devcontainer=true)).
+  - Manifests hold secret names, never values; the diff shows names and delivery modes only.
+author:
+  - remo.broker contributors
+extends_documentation_fragment:
+  - remo.broker.broker
+  - remo.broker.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode reads the daemon's C(status) and the files, and writes nothing.
+  diff_mode:
+    support: full
+    details:
+      - Shows secret names and delivery modes of the manifest file, and the registration
+        (allowlist names and manifest SHA-256) before and after.
+  idempotent:
+    support: full
+options:
+  project_path:
+    description:
+      - Root directory of the project on the managed host; the manifest is looked up below it.
+      - Required when O(state=present) or O(state=validated), and with O(state=absent)
+        when O(name) is not given.
+    type: path
+  name:
+    description:
+      - The project's name, as registered with the daemon. Must match C(^[a-z0-9][a-z0-9_-]{0,63}$).
+      - Defaults to the C(project) the manifest declares. When given, the manifest must
+        declare the same name.
+      - When a manifest is synthesized and O(name) is not given, the lower-cased base name
+        of O(project_path) is used.
+    type: str
+  state:
+    description:
+      - V(present) validates and registers (or reloads) the project.
+      - V(absent) unregisters it.
+      - V(validated) only validates and returns the manifest; the daemon is never contacted.
+    type: str
+    choices: [present, absent, validated]
+    default: present
+  expected_uid:
+    description:
+      - The only user ID allowed to connect to the project's socket (the devcontainer's user).
+      - When not given, the daemon's default applies (it uses the owner of O(project_path)).
+    type: int
+  secrets:
+    description:
+      - Secret specifications used to synthesize C(.remo/manifest.toml) when the project has
+        no manifest, or when O(force_synthesize=true). Ignored otherwise.
+      - Merged with the ones from C(devcontainer.json) when O(from_devcontainer=true); these win on a name clash.
+    type: list
+    elements: dict
+    no_log: false
+    suboptions:
+      name:
+        description: Secret name, C(^[A-Za-z0-9_]{1,128}$).
+        type: str
+        required: true
+      fetch_as:
+        description: How the devcontainer receives the secret.
+        type: str
+        choices: [env, file]
+        default: env
+      env_var:
+        description: Environment variable name (O(secrets[].fetch_as=env)); defaults to the secret name.
+        type: str
+      file_path:
+        description: Where the file is materialized (O(secrets[].fetch_as=file)); must lie under O(file_roots).
+        type: str
+      file_mode:
+        description: Octal mode of the materialized file, for example V('0400').
+        type: str
+      template:
+        description:
+          - Text of the file, with C({{field}}) placeholders filled from a structured secret.
+          - This is a template, not a value; it must not contain secrets.
+        type: str
+  from_devcontainer:
+    description:
+      - Synthesize the manifest from the C(secrets) declared in the project's
+        C(.devcontainer/devcontainer.json) (or C(.devcontainer.json)).
+      - Same conditions as O(secrets) apply (no manifest yet, or O(force_synthesize=true)).
+    type: bool
+    default: false
+  force_synthesize:
+    description:
+      - Rewrite C(.remo/manifest.toml) from O(secrets) / O(from_devcontainer) even if the
+        project already has a manifest. The file is only written when its content differs.
+    type: bool
+    default: false
+  file_roots:
+    description:
+      - Directories under which O(secrets[].file_path) entries of the manifest may point.
+      - Defaults to the manifest library's roots (C(/run/secrets), C(/dev/shm) and C(~)).
+    type: list
+    elements: str
+notes:
+  - A synthesized manifest is written atomically with mode C(0644); its directory is created if needed.
+seealso:
+  - module: remo.broker.remo_broker_info
+  - module: remo.broker.remo_broker_push
+"""
+
+EXAMPLES = r"""
+- name: Register the project with the broker (validating its manifest first)
+  remo.broker.remo_manifest:
+    project_path: /home/dev/src/myrepo
+    expected_uid: 1000
+  become: true
+  register: reg
+
+- name: The devcontainer bind-mounts this socket
+  ansible.builtin.debug:
+    var: reg.socket_path
+
+- name: Validate a manifest without a daemon (for example in CI)
+  remo.broker.remo_manifest:
+    project_path: "{{ playbook_dir }}/../myrepo"
+    state: validated
+  delegate_to: localhost
+
+- name: Write a manifest when the project has none, then register it
+  remo.broker.remo_manifest:
+    project_path: /home/dev/src/tools
+    name: tools
+    secrets:
+      - name: GITHUB_TOKEN
+      - name: aws
+        fetch_as: file
+        file_path: /run/secrets/aws/config
+        file_mode: "0400"
+        template: "[default]\naws_access_key_id={{ '{{' }}access_key_id{{ '}}' }}\n"
+  become: true
+
+- name: Derive the manifest from the secrets declared in devcontainer.json
+  remo.broker.remo_manifest:
+    project_path: /home/dev/src/webapp
+    from_devcontainer: true
+  become: true
+
+- name: Unregister a project
+  remo.broker.remo_manifest:
+    name: oldproject
+    state: absent
+  become: true
+"""
+
+RETURN = r"""
+project:
+  description: The project's name.
+  returned: success
+  type: str
+  sample: myrepo
+manifest:
+  description:
+    - The parsed manifest (public form, no values), as returned by the manifest library.
+    - Not returned by O(state=absent) when only O(name) was given.
+  returned: success
+  type: dict
+  sample:
+    project: myrepo
+    schema_version: 2
+    path: /home/dev/src/myrepo/.remo/manifest.toml
+    secrets:
+      GITHUB_TOKEN: {fetch_as: env, env_var: GITHUB_TOKEN}
+allowlist:
+  description: Secret names the project may read, sorted.
+  returned: success
+  type: list
+  elements: str
+  sample: [GITHUB_TOKEN, aws]
+manifest_path:
+  description: Path of the manifest file on the managed host.
+  returned: when a manifest was found or synthesized
+  type: str
+  sample: /home/dev/src/myrepo/.remo/manifest.toml
+manifest_sha256:
+  description: SHA-256 of the manifest file.
+  returned: when a manifest was found or synthesized
+  type: str
+  sample: 9f2c6d5e0b1a4f7c8e3d2a1b0c9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f
+synthesized:
+  description: Whether C(.remo/manifest.toml) was (or in check mode would be) written.
+  returned: success
+  type: bool
+  sample: false
+registered:
+  description: Whether the project is registered with the daemon after the task. Not returned by O(state=validated).
+  returned: success
+  type: bool
+  sample: true
+socket_path:
+  description:
+    - The project's socket (to bind-mount into its devcontainer) after O(state=present).
+    - The admin socket used for O(state=absent).
+    - Not returned by O(state=validated).
+  returned: success
+  type: str
+  sample: /run/remo-broker/myrepo.sock
+failure:
+  description:
+    - The error when the module failed. C(code) is the daemon's error code, C(manifest_invalid)
+      for a local validation error (with C(file), C(line), C(column) and C(key) in C(details)),
+      or C(connection_error).
+  returned: failure
+  type: dict
+  contains:
+    code:
+      description: Error code.
+      type: str
+    message:
+      description: Error message.
+      type: str
+    details:
+      description: Extra structured information, may be empty.
+      type: dict
+"""
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+
+from ansible_collections.remo.broker.plugins.module_utils._manifest import (
+    ManifestError,
+    discover_manifest,
+    load_manifest,
+    parse_manifest,
+    render_manifest,
+    secrets_from_devcontainer,
+)
+from ansible_collections.remo.broker.plugins.module_utils._module_base import (
+    BrokerModule,
+    merge_argument_spec,
+)
+from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+    E_CONFLICT,
+    E_MANIFEST_INVALID,
+    E_MANIFEST_NOT_FOUND,
+    MANIFEST_RELATIVE_PATH,
+    OP_REGISTER,
+    OP_RELOAD,
+    OP_STATUS,
+    OP_UNREGISTER,
+    PROJECT_NAME_PATTERN,
+    is_valid_project_name,
+    project_socket_path,
+)
+
+MANIFEST_RELPATH = MANIFEST_RELATIVE_PATH
+DEVCONTAINER_CANDIDATES = (
+    os.path.join(".devcontainer", "devcontainer.json"),
+    ".devcontainer.json",
+)
+SPEC_KEYS = ("name", "fetch_as", "env_var", "file_path", "file_mode", "template")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def fail_manifest(module, error, **result):
+    """Fail with the manifest library's FILE:LINE:COL: KEY: REASON message."""
+    details = {}
+    for attr in ("file", "line", "column", "key", "reason"):
+        value = getattr(error, attr, None)
+        if value is not None:
+            details[attr] = value
+    module.fail_json(
+        msg="invalid manifest: %s" % to_native(error),
+        failure=dict(code=E_MANIFEST_INVALID, message=to_native(error), details=details),
+        **result
+    )
+
+
+def spec_summary(specs):
+    """Diff text for a manifest: one ``NAME (fetch_as)`` line per secret, never more."""
+    lines = []
+    for spec in sorted(specs, key=lambda s: s["name"]):
+        lines.append("%s (%s)\n" % (spec["name"], spec.get("fetch_as") or "env"))
+    return "".join(lines)
+
+
+def manifest_specs(manifest):
+    """The SecretSpec objects of a Manifest as plain dicts (name and fetch mode are enough for diffs)."""
+    specs = []
+    for name, spec in sorted((manifest.secrets or {}).items()):
+        specs.append(dict(name=name, fetch_as=getattr(spec, "fetch_as", None) or "env"))
+    return specs
+
+
+def read_file(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def atomic_write(module, path, data, mode=0o644):
+    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o755)
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except Exception:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def find_devcontainer(project_path):
+    for rel in DEVCONTAINER_CANDIDATES:
+        path = os.path.join(project_path, rel)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def default_project_name(module, project_path):
+    base = os.path.basename(os.path.normpath(project_path)).lower()
+    if not is_valid_project_name(base):
+        module.fail_json(
+            msg="cannot derive a project name from %s (%r does not match %s); set the name option"
+            % (project_path, base, PROJECT_NAME_PATTERN)
+        )
+    return base
+
+
+def clean_spec(spec):
+    return dict((k, spec[k]) for k in SPEC_KEYS if spec.get(k) is not None)
+
+
+# ----------------------------------------------------------------------------- the module
+
+class ManifestModule:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.broker = BrokerModule(module)
+        self.project_path = self.params["project_path"]
+        self.file_roots = self.params["file_roots"]
+        self.diffs = []
+        self.result = dict(changed=False, synthesized=False)
+
+    # -- local manifest -------------------------------------------------------
+
+    def wants_synthesis(self):
+        return bool(self.params["secrets"]) or self.params["from_devcontainer"]
+
+    def desired_specs(self):
+        specs = {}
+        if self.params["from_devcontainer"]:
+            path = find_devcontainer(self.project_path)
+            if path is None:
+                self.module.fail_json(
+                    msg="from_devcontainer is set but %s has no .devcontainer/devcontainer.json or .devcontainer.json"
+                    % self.project_path
+                )
+            try:
+                with open(path, "rb") as handle:
+                    text = to_text(handle.read(), errors="surrogate_or_strict")
+                for spec in secrets_from_devcontainer(text, path):
+                    specs[spec["name"]] = clean_spec(spec)
+            except ManifestError as exc:
+                fail_manifest(self.module, exc)
+            except (OSError, ValueError) as exc:
+                self.module.fail_json(msg="cannot read %s: %s" % (path, to_native(exc)))
+        for spec in self.params["secrets"] or []:
+            specs[spec["name"]] = clean_spec(spec)
+        return [specs[name] for name in sorted(specs)]
+
+    def synthesize(self, existing_path):
+        """Write ``.remo/manifest.toml`` if needed; return (path, bytes) of the manifest to use."""
+        target = os.path.join(self.project_path, MANIFEST_RELPATH)
+        specs = self.desired_specs()
+        if not specs:
+            self.module.fail_json(msg="no secrets to synthesize a manifest from (secrets is empty and devcontainer.json declares none)")
+        existing_name = None
+        if existing_path:
+            try:
+                existing_name = load_manifest(existing_path, None, self.file_roots).project
+            except ManifestError:
+                existing_name = None
+        name = self.params["name"] or existing_name or default_project_name(self.module, self.project_path)
+        data = to_bytes(render_manifest(name, specs))
+        # Validate what we are about to write, with the real path, before touching the disk.
+        try:
+            parse_manifest(data, target, self.params["name"], self.file_roots)
+        except ManifestError as exc:
+            fail_manifest(self.module, exc)
+
+        current = read_file(target)
+        if current != data:
+            self.result["synthesized"] = True
+            self.result["changed"] = True
+            if self.module._diff:
+                before = ""
+                if current is not None:
+                    try:
+                        before = spec_summary(manifest_specs(parse_manifest(current, target, None, self.file_roots)))
+                    except ManifestError:
+                        before = "(unparseable manifest)\n"
+                self.diffs.append(dict(
+                    before=before,
+                    after=spec_summary(specs),
+                    before_header="%s (secret names and fetch modes)" % (target if current is not None else "(no manifest)"),
+                    after_header="%s (secret names and fetch modes)" % target,
+                ))
+            if not self.module.check_mode:
+                try:
+                    atomic_write(self.module, target, data)
+                except OSError as exc:
+                    self.module.fail_json(msg="cannot write %s: %s" % (target, to_native(exc)))
+        return target, data
+
+    def local_manifest(self):
+        """Find (or synthesize) and validate the manifest; fail with file:line:col on errors."""
+        if not os.path.isdir(self.project_path):
+            self.module.fail_json(msg="project_path %s is not a directory" % self.project_path)
+        try:
+            existing = discover_manifest(self.project_path)
+        except ManifestError as exc:
+            fail_manifest(self.module, exc)
+        expected = self.params["name"]
+        if self.wants_synthesis() and (existing is None or self.params["force_synthesize"]):
+            path, data = self.synthesize(existing)
+            try:
+                if self.module.check_mode and self.result["synthesized"]:
+                    manifest = parse_manifest(data, path, expected, self.file_roots)
+                else:
+                    manifest = load_manifest(path, expected, self.file_roots)
+            except ManifestError as exc:
+                fail_manifest(self.module, exc)
+            return manifest
+        if existing is None:
+            self.module.fail_json(
+                msg=(
+                    "no manifest found in %s (expected %s); add one, or set secrets or "
+                    "from_devcontainer to synthesize it" % (self.project_path, MANIFEST_RELPATH)
+                ),
+                failure=dict(code=E_MANIFEST_NOT_FOUND, message="no manifest in %s" % self.project_path, details={}),
+            )
+        try:
+            return load_manifest(existing, expected, self.file_roots)
+        except ManifestError as exc:
+            fail_manifest(self.module, exc)
+
+    def describe(self, manifest):
+        self.result.update(
+            project=manifest.project,
+            manifest=manifest.to_public_dict(),
+            allowlist=sorted(manifest.allowlist),
+            manifest_path=manifest.path,
+            manifest_sha256=manifest.sha256,
+        )
+
+    # -- broker ---------------------------------------------------------------
+
+    def registration(self, name):
+        status = self.broker.request(OP_STATUS, what="the status request")
+        for project in status.get("projects") or []:
+            if project.get("name") == name:
+                return project
+        return None
+
+    @staticmethod
+    def registration_text(project):
+        if project is None:
+            return "registered: false\n"
+        lines = ["registered: true\n", "manifest_sha256: %s\n" % project.get("manifest_sha256")]
+        lines.append("expected_uid: %s\n" % project.get("expected_uid"))
+        lines.append("allowlist:\n")
+        lines.extend("  - %s\n" % n for n in sorted(project.get("allowlist") or []))
+        return "".join(lines)
+
+    def add_registration_diff(self, name, before, after):
+        if self.module._diff:
+            header = "remo-broker project %s" % name
+            self.diffs.append(dict(
+                before=self.registration_text(before),
+                after=self.registration_text(after),
+                before_header=header,
+                after_header=header,
+            ))
+
+    def present(self):
+        manifest = self.local_manifest()
+        self.describe(manifest)
+        name = manifest.project
+        current = self.registration(name)
+        expected_uid = self.params["expected_uid"]
+
+        op = None
+        if current is None:
+            op = OP_REGISTER
+        else:
+            same_project = os.path.realpath(current.get("project_path") or "") == os.path.realpath(self.project_path)
+            if not same_project:
+                self.module.fail_json(
+                    msg=(
+                        "project %s is already registered for %s, not %s; unregister it first (state=absent)"
+                        % (name, current.get("project_path"), self.project_path)
+                    ),
+                    failure=dict(code=E_CONFLICT, message="name registered for another path",
+                                 details=dict(name=name, project_path=current.get("project_path"))),
+                )
+            if expected_uid is not None and current.get("expected_uid") != expected_uid:
+                op = OP_REGISTER
+            elif (current.get("manifest_sha256") != manifest.sha256
+                  or os.path.realpath(current.get("manifest_path") or "") != os.path.realpath(manifest.path)):
+                op = OP_RELOAD
+
+        after = current
+        if op is not None:
+            self.result["changed"] = True
+            predicted = dict(current or {})
+            predicted.update(manifest_sha256=manifest.sha256, allowlist=sorted(manifest.allowlist))
+            if expected_uid is not None:
+                predicted["expected_uid"] = expected_uid
+            after = predicted
+            if not self.module.check_mode:
+                fields = dict(name=name)
+                if op == OP_REGISTER:
+                    fields["project_path"] = self.project_path
+                    if expected_uid is not None:
+                        fields["expected_uid"] = expected_uid
+                reply = self.broker.request(op, what="the %s request for project %s" % (op, name), **fields)
+                after = dict(predicted)
+                after.update(dict((k, reply[k]) for k in ("manifest_sha256", "allowlist", "socket_path") if k in reply))
+                if "changed" in reply and current is not None:
+                    self.result["changed"] = bool(reply["changed"]) or op == OP_REGISTER
+        self.add_registration_diff(name, current, after)
+        self.result["registered"] = True
+        self.result["socket_path"] = (after or {}).get("socket_path") or project_socket_path(
+            os.path.dirname(self.broker.socket_path), name
+        )
+
+    def absent(self):
+        name = self.params["name"]
+        if name is None:
+            manifest = self.local_manifest()
+            self.describe(manifest)
+            name = manifest.project
+        self.result["project"] = name
+        current = self.registration(name)
+        if current is not None:
+            self.result["changed"] = True
+            if not self.module.check_mode:
+                reply = self.broker.request(OP_UNREGISTER, what="the unregister request for project %s" % name, name=name)
+                self.result["changed"] = bool(reply.get("changed", True))
+        self.add_registration_diff(name, current, None)
+        self.result["registered"] = False
+        self.result["socket_path"] = self.broker.socket_path
+
+    def validated(self):
+        self.describe(self.local_manifest())
+
+    def run(self):
+        state = self.params["state"]
+        if self.params["name"] is not None and not is_valid_project_name(self.params["name"]):
+            self.module.fail_json(
+                msg="name %r does not match %s (or is reserved)" % (self.params["name"], PROJECT_NAME_PATTERN)
+            )
+        getattr(self, state)()
+        if self.module._diff and self.diffs:
+            self.result["diff"] = self.diffs if len(self.diffs) > 1 else self.diffs[0]
+        self.module.exit_json(**self.result)
+
+
+def main():
+    argument_spec = merge_argument_spec(
+        dict(
+            project_path=dict(type="path"),
+            name=dict(type="str"),
+            state=dict(type="str", default="present", choices=["present", "absent", "validated"]),
+            expected_uid=dict(type="int"),
+            secrets=dict(
+                type="list",
+                elements="dict",
+                no_log=False,
+                options=dict(
+                    name=dict(type="str", required=True),
+                    fetch_as=dict(type="str", default="env", choices=["env", "file"]),
+                    env_var=dict(type="str"),
+                    file_path=dict(type="str"),
+                    file_mode=dict(type="str"),
+                    template=dict(type="str"),
+                ),
+            ),
+            from_devcontainer=dict(type="bool", default=False),
+            force_synthesize=dict(type="bool", default=False),
+            file_roots=dict(type="list", elements="str"),
+        )
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=[
+            ("state", "present", ("project_path",)),
+            ("state", "validated", ("project_path",)),
+            ("state", "absent", ("name", "project_path"), True),
+        ],
+        supports_check_mode=True,
+    )
+    ManifestModule(module).run()
+
+
+if __name__ == "__main__":
+    main()
