@@ -175,6 +175,8 @@ step_images() {
 # ansible-test bootstraps pip in its own venvs by downloading get-pip.py, which this
 # network does not allow.  A stand-in that uses the stdlib's ensurepip does the same.
 step_sanity() {
+  # shellcheck is a sanity test of its own; without it ansible-test skips that test.
+  apt_install shellcheck
   local ver cache="$HOME/.ansible/test/cache"
   # The pip version ansible-test bootstraps into its venvs (default_packages in its source).
   ver=$(grep -oP "^\s+pip='\K[0-9.]+" "$VENV"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
