@@ -99,6 +99,8 @@ options:
         description:
           - Text of the file, with C({{field}}) placeholders filled from a structured secret.
           - This is a template, not a value; it must not contain secrets.
+          - Ansible would evaluate C({{field}}) itself; mark the string C(!unsafe) or
+            write the braces as C({{ '{{' }}) and C({{ '}}' }}).
         type: str
   from_devcontainer:
     description:
@@ -154,7 +156,7 @@ EXAMPLES = r"""
         fetch_as: file
         file_path: /run/secrets/aws/config
         file_mode: "0400"
-        template: "[default]\naws_access_key_id={{ '{{' }}access_key_id{{ '}}' }}\n"
+        template: !unsafe "[default]\naws_access_key_id={{access_key_id}}\n"
   become: true
 
 - name: Derive the manifest from the secrets declared in devcontainer.json
@@ -245,7 +247,7 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.remo.broker.plugins.module_utils._manifest import (
     ManifestError,
@@ -285,11 +287,7 @@ SPEC_KEYS = ("name", "fetch_as", "env_var", "file_path", "file_mode", "template"
 
 def fail_manifest(module, error, **result):
     """Fail with the manifest library's FILE:LINE:COL: KEY: REASON message."""
-    details = {}
-    for attr in ("file", "line", "column", "key", "reason"):
-        value = getattr(error, attr, None)
-        if value is not None:
-            details[attr] = value
+    details = error.to_dict() if hasattr(error, "to_dict") else {}
     module.fail_json(
         msg="invalid manifest: %s" % to_native(error),
         failure=dict(code=E_MANIFEST_INVALID, message=to_native(error), details=details),
@@ -390,8 +388,8 @@ class ManifestModule:
                 )
             try:
                 with open(path, "rb") as handle:
-                    text = to_text(handle.read(), errors="surrogate_or_strict")
-                for spec in secrets_from_devcontainer(text, path):
+                    raw = handle.read()
+                for spec in secrets_from_devcontainer(raw, path):
                     specs[spec["name"]] = clean_spec(spec)
             except ManifestError as exc:
                 fail_manifest(self.module, exc)
@@ -410,14 +408,14 @@ class ManifestModule:
         existing_name = None
         if existing_path:
             try:
-                existing_name = load_manifest(existing_path, None, self.file_roots).project
+                existing_name = load_manifest(existing_path, file_roots=self.file_roots).project
             except ManifestError:
                 existing_name = None
         name = self.params["name"] or existing_name or default_project_name(self.module, self.project_path)
-        data = to_bytes(render_manifest(name, specs))
-        # Validate what we are about to write, with the real path, before touching the disk.
         try:
-            parse_manifest(data, target, self.params["name"], self.file_roots)
+            data = to_bytes(render_manifest(name, specs, file_roots=self.file_roots))
+            # Validate what we are about to write, under its real path, before touching the disk.
+            parse_manifest(data, path=target, expected_project=self.params["name"], file_roots=self.file_roots)
         except ManifestError as exc:
             fail_manifest(self.module, exc)
 
@@ -429,7 +427,7 @@ class ManifestModule:
                 before = ""
                 if current is not None:
                     try:
-                        before = spec_summary(manifest_specs(parse_manifest(current, target, None, self.file_roots)))
+                        before = spec_summary(manifest_specs(parse_manifest(current, path=target, file_roots=self.file_roots)))
                     except ManifestError:
                         before = "(unparseable manifest)\n"
                 self.diffs.append(dict(
@@ -447,33 +445,36 @@ class ManifestModule:
 
     def local_manifest(self):
         """Find (or synthesize) and validate the manifest; fail with file:line:col on errors."""
+        expected = self.params["name"]
         if not os.path.isdir(self.project_path):
-            self.module.fail_json(msg="project_path %s is not a directory" % self.project_path)
+            self.module.fail_json(
+                msg="project_path %s is not a directory" % self.project_path,
+                failure=dict(code=E_MANIFEST_NOT_FOUND, message="no such directory", details=dict(project_path=self.project_path)),
+            )
         try:
             existing = discover_manifest(self.project_path)
+            not_found = None
         except ManifestError as exc:
-            fail_manifest(self.module, exc)
-        expected = self.params["name"]
+            existing, not_found = None, exc
         if self.wants_synthesis() and (existing is None or self.params["force_synthesize"]):
             path, data = self.synthesize(existing)
             try:
                 if self.module.check_mode and self.result["synthesized"]:
-                    manifest = parse_manifest(data, path, expected, self.file_roots)
-                else:
-                    manifest = load_manifest(path, expected, self.file_roots)
+                    return parse_manifest(data, path=path, expected_project=expected, file_roots=self.file_roots)
+                return load_manifest(path, expected_project=expected, file_roots=self.file_roots)
             except ManifestError as exc:
                 fail_manifest(self.module, exc)
-            return manifest
         if existing is None:
             self.module.fail_json(
                 msg=(
-                    "no manifest found in %s (expected %s); add one, or set secrets or "
-                    "from_devcontainer to synthesize it" % (self.project_path, MANIFEST_RELPATH)
+                    "no manifest for project %s: %s; add one, or set secrets or from_devcontainer "
+                    "to synthesize it" % (self.project_path, to_native(not_found))
                 ),
-                failure=dict(code=E_MANIFEST_NOT_FOUND, message="no manifest in %s" % self.project_path, details={}),
+                failure=dict(code=E_MANIFEST_NOT_FOUND, message=to_native(not_found),
+                             details=not_found.to_dict() if hasattr(not_found, "to_dict") else {}),
             )
         try:
-            return load_manifest(existing, expected, self.file_roots)
+            return load_manifest(existing, expected_project=expected, file_roots=self.file_roots)
         except ManifestError as exc:
             fail_manifest(self.module, exc)
 
