@@ -12,6 +12,17 @@ class ModuleDocFragment:
     """
 
     DOCUMENTATION = r"""
+options:
+  binary:
+    description:
+      - Name or path of the C(fnox) executable. It runs only for secrets that are not resolved
+        natively (providers other than C(plain) and C(age), age plugin identities, lease backends).
+    type: str
+    default: fnox
+  timeout:
+    description: Seconds to wait for one C(fnox get) run before killing it.
+    type: float
+    default: 30
 requirements:
   - The Python packages C(tomli>=2.5) (TOML 1.1 parser) and C(pyrage>=1.4) (age) in the Python
     that runs Ansible on the controller.

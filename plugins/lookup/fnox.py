@@ -74,15 +74,6 @@ options:
       - The value to return for a missing secret when O(on_missing=default).
       - It can only be given in the lookup call, never through ini, env or vars.
     type: str
-  binary:
-    description:
-      - Name or path of the C(fnox) executable, run only for providers that are not resolved natively.
-    type: str
-    default: fnox
-  timeout:
-    description: Seconds to wait for one C(fnox get) run before killing it.
-    type: float
-    default: 30
   rstrip:
     description:
       - Strip all trailing whitespace from each value, as C(ansible.builtin.pipe) does.
