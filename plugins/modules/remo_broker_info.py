@@ -18,7 +18,7 @@ description:
   - Never changes anything and never returns secret values; the daemon has no request
     that would return one on the admin socket.
 author:
-  - remo.broker contributors
+  - remo.broker contributors (@remo-broker)
 extends_documentation_fragment:
   - remo.broker.broker
   - remo.broker.attributes

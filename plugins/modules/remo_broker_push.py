@@ -11,7 +11,7 @@ short_description: Load secrets into the remo-broker daemon's memory, or clear t
 version_added: 0.1.0
 description:
   - Pushes a complete map of secrets to the remo-broker daemon over its admin socket
-    (the C(push-creds) request). The push replaces everything the daemon held, atomically:
+    (the C(push-creds) request). The push atomically replaces everything the daemon held;
     names left out of O(secrets) are dropped.
   - With O(state=absent) the daemon forgets every secret (the C(clear-creds) request).
   - Before pushing, the module asks the daemon which names a push would add, remove or
@@ -21,7 +21,7 @@ description:
   - Secret values never appear in the module's output, in its diff, in its error messages,
     or in C(-vvv) invocation output (O(secrets) is C(no_log)).
 author:
-  - remo.broker contributors
+  - remo.broker contributors (@remo-broker)
 extends_documentation_fragment:
   - remo.broker.broker
   - remo.broker.attributes

@@ -24,7 +24,7 @@ description:
     (O(from_devcontainer=true)).
   - Manifests hold secret names, never values; the diff shows names and delivery modes only.
 author:
-  - remo.broker contributors
+  - remo.broker contributors (@remo-broker)
 extends_documentation_fragment:
   - remo.broker.broker
   - remo.broker.attributes
@@ -75,7 +75,6 @@ options:
       - Merged with the ones from C(devcontainer.json) when O(from_devcontainer=true); these win on a name clash.
     type: list
     elements: dict
-    no_log: false
     suboptions:
       name:
         description: Secret name, C(^[A-Za-z0-9_]{1,128}$).
