@@ -30,7 +30,6 @@ DEFAULT_AUDIT_LOG = "/var/log/remo-broker/audit.jsonl"
 ADMIN_SOCKET_NAME = "admin.sock"
 PROJECT_SOCKET_SUFFIX = ".sock"
 REGISTRATIONS_FILE_NAME = "registrations.json"
-MANIFEST_RELATIVE_PATH = ".remo/manifest.toml"
 DEFAULT_ADMIN_SOCKET = DEFAULT_RUN_DIR + "/" + ADMIN_SOCKET_NAME
 # Environment variable the client CLI and the modules read for the socket path.
 SOCKET_ENV_VAR = "REMO_BROKER_SOCKET"
@@ -50,7 +49,6 @@ MAX_PROJECT_MESSAGE_BYTES = 65536
 MAX_ADMIN_MESSAGE_BYTES = 1048576
 # Largest reply a client accepts (a status of many projects can exceed a request cap).
 MAX_REPLY_BYTES = 8 * 1048576
-MAX_MANIFEST_BYTES = 262144
 MAX_SECRETS = 10000
 
 DEFAULT_CLIENT_TIMEOUT = 5.0          # client side: connect + reply
