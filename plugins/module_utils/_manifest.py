@@ -29,7 +29,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import posixpath
 import re
 import stat
 import tomllib
