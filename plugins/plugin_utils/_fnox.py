@@ -960,7 +960,10 @@ class Resolver:
                     if ref in stack:
                         raise FnoxConfigError("interpolation dependency cycle among secrets: %s"
                                               % " -> ".join(stack[stack.index(ref):] + [ref]))
-                    resolved[ref] = self._resolve(ref, self.secrets[ref].data, stack + [ref], batch=True)
+                    try:
+                        resolved[ref] = self._resolve(ref, self.secrets[ref].data, stack + [ref], batch=True)
+                    except FnoxMissing:
+                        raise FnoxConfigError("secret %r: its default references %r, which has no value" % (key, ref)) from None
             return post_process(key, render_default(key, default, resolved), sec)
         if key in self.env:
             return post_process(key, self.env[key], sec)

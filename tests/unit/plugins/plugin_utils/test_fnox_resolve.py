@@ -67,7 +67,7 @@ def test_interpolated_ref_missing_under_ignore_renders_empty(fx):
     fx.write("work/proj/fnox.toml", '[providers]\np = { type = "plain" }\n[secrets]\n'
              'OPT = { if_missing = "ignore" }\nURL = { default = "a${OPT}b" }\n')
     assert fx.get("URL", override=None) == "ab"
-    with pytest.raises(_fnox.FnoxMissing):
+    with pytest.raises(_fnox.FnoxConfigError, match="references 'OPT', which has no value"):
         fx.get("URL", override="error")
 
 
