@@ -36,4 +36,3 @@ attributes:
   idempotent:
     support: full
 """
-
