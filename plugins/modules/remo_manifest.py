@@ -249,6 +249,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.remo.broker.plugins.module_utils._manifest import (
+    MANIFEST_RELATIVE_PATH,
     ManifestError,
     discover_manifest,
     load_manifest,
@@ -264,7 +265,6 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     E_CONFLICT,
     E_MANIFEST_INVALID,
     E_MANIFEST_NOT_FOUND,
-    MANIFEST_RELATIVE_PATH,
     OP_REGISTER,
     OP_RELOAD,
     OP_STATUS,
