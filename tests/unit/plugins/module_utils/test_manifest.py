@@ -606,7 +606,8 @@ def test_render_exact_text():
         "\n"
         "[secrets.F]\n"
         'fetch_as = "file"\n'
-        'file_path = "/dev/shm/f"\n')
+        'file_path = "/dev/shm/f"\n'
+        'file_mode = "0400"\n')
 
 
 @pytest.mark.parametrize("project,specs,key", [
