@@ -95,9 +95,8 @@ def scan_tree(root, canaries, hits, skip):
             scan_text(path, data.decode("latin-1"), canaries, hits)
 
 
-@pytest.mark.skipif(not os.path.exists(DAEMON), reason="bundled daemon missing")
-@pytest.mark.parametrize("mode", sorted(MODES))
-def test_no_canary_leaks(tmp_path, mode):
+def run_canary_playbook(tmp_path, mode, extra_tasks=""):
+    """Run the playbook once with fresh canaries; return (completed process, leak hits, daemon)."""
     run_id = uuid.uuid4().hex[:12]
     canaries = dict((name, "LEAKCANARY%s%s%s" % (name.replace("_", ""), run_id, uuid.uuid4().hex))
                     for name in FNOX_NAMES)
@@ -106,6 +105,9 @@ def test_no_canary_leaks(tmp_path, mode):
     shutil.copytree(TARGET, play_dir)
     fnox_toml = play_dir / "fnox.toml"
     write_fnox(fnox_toml, canaries)
+    if extra_tasks:
+        with open(play_dir / "playbook.yml", "a", encoding="utf-8") as handle:
+            handle.write(extra_tasks)
 
     dirs = dict((name, tmp_path / name) for name in ("home", "local_tmp", "remote_tmp", "fnox_config", "project"))
     for directory in dirs.values():
@@ -150,6 +152,13 @@ def test_no_canary_leaks(tmp_path, mode):
     scan_text("stdout", proc.stdout, canaries, hits)
     scan_text("stderr", proc.stderr, canaries, hits)
     scan_tree(str(tmp_path), canaries, hits, skip={os.path.realpath(str(fnox_toml))})
+    return proc, hits, broker
+
+
+@pytest.mark.skipif(not os.path.exists(DAEMON), reason="bundled daemon missing")
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_no_canary_leaks(tmp_path, mode):
+    proc, hits, broker = run_canary_playbook(tmp_path, mode)
     assert not hits, "canary values leaked:\n" + "\n".join(hits)
 
     # The run must have really exercised everything, or the absence of leaks proves nothing.
@@ -159,8 +168,29 @@ def test_no_canary_leaks(tmp_path, mode):
     for task in ("Push the canary secrets", "Synthesize and register the project manifest",
                  "Validate the manifest without the broker", "Oversized push", "Unregister the project",
                  "Clear the secrets"):
-        assert "TASK [%s]" % task in proc.stdout
+        assert "TASK [%s" % task in proc.stdout
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in proc.stdout or "********" in proc.stdout
     if "--diff" in MODES[mode]:
         assert "(names only)" in proc.stdout
     assert os.path.getsize(broker.audit_log) > 0, "the daemon wrote no audit events"
+
+
+@pytest.mark.skipif(not os.path.exists(DAEMON), reason="bundled daemon missing")
+def test_the_detector_catches_a_leak(tmp_path):
+    """Self-test: a task that prints a secret (and one that writes it to disk) must be caught."""
+    leaky = """
+    - name: Deliberate leak to stdout
+      ansible.builtin.debug:
+        msg: "{{ lookup('remo.broker.fnox', 'CANARY_NPM') }}"
+
+    - name: Deliberate leak to a file
+      ansible.builtin.copy:
+        content: "{{ lookup('remo.broker.fnox', 'CANARY_AWS_KEY') | b64encode }}"
+        dest: "{{ remo_project_path }}/oops.txt"
+        mode: "0600"
+      no_log: true
+"""
+    proc, hits, broker = run_canary_playbook(tmp_path, "plain", extra_tasks=leaky)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert any(hit.startswith("stdout: CANARY_NPM (plain)") for hit in hits), hits
+    assert any("oops.txt: CANARY_AWS_KEY (base64)" in hit for hit in hits), hits
