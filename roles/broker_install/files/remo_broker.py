@@ -1153,6 +1153,8 @@ def render_manifest(project, secrets, file_roots=None):
         lines.append("fetch_as = %s" % _mf_toml_string(fetch_as))
         for key in ("env_var", "file_path", "file_mode", "template"):
             value = spec.get(key)
+            if key == "file_mode" and value is None and fetch_as == FETCH_AS_FILE:
+                value = DEFAULT_FILE_MODE
             if value is None or (key == "env_var" and value == name):
                 continue
             if key == "file_mode" and isinstance(value, int) and not isinstance(value, bool):
