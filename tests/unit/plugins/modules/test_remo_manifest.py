@@ -291,3 +291,16 @@ def test_synthesis_name_from_directory_must_be_valid(tmp_path):
     (tmp_path / "Bad Name").mkdir()
     result = manifest(dict(project_path=str(tmp_path / "Bad Name"), state="validated", secrets=[{"name": "X"}]))
     assert result["failed"] and "set the name option" in result["msg"]
+
+
+def test_expected_uid_change_re_registers(daemon, conn, tmp_path):
+    project = write_project(tmp_path)
+    args = dict(conn, project_path=str(project), expected_uid=1000)
+    assert manifest(args)["changed"] is True
+    assert registered(daemon, "demo")["expected_uid"] == 1000
+    assert manifest(args)["changed"] is False
+    moved = manifest(dict(args, expected_uid=1001), diff=True)
+    assert moved["changed"] is True
+    assert "expected_uid: 1001" in moved["diff"]["after"]
+    assert registered(daemon, "demo")["expected_uid"] == 1001
+    assert manifest(dict(args, expected_uid=1001))["changed"] is False
