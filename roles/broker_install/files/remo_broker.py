@@ -1423,7 +1423,8 @@ def _bc_connect_error(socket_path, exc):
     elif err == errno.ECONNREFUSED:
         hint = "connection refused; is remo-broker running and is the socket path right?"
     elif err in (errno.EACCES, errno.EPERM):
-        hint = "permission denied; is this user in the broker's admin group (or the project socket's owner)?"
+        hint = ("permission denied; is this user in the broker's admin group? "
+                "(for a project socket: does this uid match the project's expected_uid?)")
     else:
         hint = "%s" % (exc.strerror or type(exc).__name__)
     return BrokerConnectionError(
