@@ -519,8 +519,12 @@ class Mutator:
         return [piece for piece in out if piece]
 
 
-def scan_for(needle, roots, skip_prefixes=()):
-    """Paths of regular files under ``roots`` whose bytes contain ``needle``."""
+def scan_for(needle, roots, skip_prefixes=(), newer_than=None):
+    """Paths of regular files under ``roots`` whose bytes contain ``needle``.
+
+    ``newer_than`` (epoch seconds) skips files last modified before it: a value
+    generated at that time cannot be in them.
+    """
     hits = []
     overlap = len(needle) - 1
     for root in roots:
@@ -532,6 +536,8 @@ def scan_for(needle, roots, skip_prefixes=()):
                 path = os.path.join(dirpath, fname)
                 try:
                     if not os.path.isfile(path) or os.path.islink(path):
+                        continue
+                    if newer_than is not None and os.stat(path).st_mtime < newer_than:
                         continue
                     with open(path, "rb") as handle:
                         tail = b""
