@@ -13,6 +13,15 @@
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":
+    # Keep idle RSS low: the daemon needs neither TLS nor OpenSSL's hashes, and without
+    # them asyncio skips its ssl support and hashlib uses its builtin sha256 (a few MiB).
+    sys.modules.setdefault("ssl", None)
+    sys.modules.setdefault("_ssl", None)
+    sys.modules.setdefault("_hashlib", None)
+
 import argparse
 import hashlib
 import json
@@ -21,7 +30,6 @@ import re
 import socket
 import stat
 import struct
-import sys
 import time
 
 # >>> bundled imports
@@ -1642,6 +1650,17 @@ def harden_process():
     return result
 
 
+def _release_startup_memory():
+    """Give the heap left over from compiling this file back to the OS (glibc only)."""
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 # ===========================================================================
 # Audit log: JSONL, hash-chained, written by a background thread
 # ===========================================================================
@@ -2686,6 +2705,7 @@ class Broker:
         loop.call_later(min(1.0, max(0.05, self.client_timeout / 4)), self._sweep)
         self.audit.emit((time.time(), "start", None, None, None, "ok", os.getpid(), os.getuid(), 0,
                          {"projects": len(self.projects)}))
+        _release_startup_memory()
         sd_notify("READY=1\nSTATUS=%s\nMAINPID=%d" % (self._status_line(), os.getpid()))
         _log("info", "ready: admin socket %s, %d project(s)" % (admin_socket_path(self.run_dir), len(self.projects)))
         await self._stop_future
