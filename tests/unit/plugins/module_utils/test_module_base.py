@@ -89,7 +89,7 @@ def serve_once(path, reply):
     seen = {}
 
     def run():
-        conn, _ = server.accept()
+        conn = server.accept()[0]
         with conn:
             buf = b""
             while not buf.endswith(b"\n"):
@@ -136,7 +136,7 @@ def test_daemon_error_becomes_failure(tmp_path):
 
 def test_payload_too_large_names_the_limit(tmp_path):
     path = str(tmp_path / "admin.sock")
-    thread, _ = serve_once(path, {"ok": False, "code": "payload_too_large", "message": "too big"})
+    thread = serve_once(path, {"ok": False, "code": "payload_too_large", "message": "too big"})[0]
 
     def action(module, broker):
         broker.request("push-creds", what="the push", secrets={})
