@@ -1695,6 +1695,41 @@ def _read_last_line(path):
         return None
 
 
+def _truncate_torn_tail(path):
+    """Cut an incomplete last line (a crash mid-write) so the chain resumes cleanly.
+
+    Returns the number of bytes removed (0 when the file ends with a newline, is empty,
+    missing or not a regular file).
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return 0
+        size = st.st_size
+        if os.pread(fd, 1, size - 1) == b"\n":
+            return 0
+        pos = size
+        keep = 0
+        while pos > 0:
+            step = min(65536, pos)
+            pos -= step
+            chunk = os.pread(fd, step, pos)
+            idx = chunk.rfind(b"\n")
+            if idx >= 0:
+                keep = pos + idx + 1
+                break
+        os.ftruncate(fd, keep)
+        return size - keep
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
 class AuditWriter:
     """Buffers audit events in memory; a daemon thread serializes and appends them.
 
@@ -1724,6 +1759,7 @@ class AuditWriter:
         self._thread = None
         self._sec = -1
         self._sec_prefix = ""
+        self.truncated_bytes = _truncate_torn_tail(path)
         last = _read_last_line(path)
         if last is not None:
             self._prev = _audit_line_hash(last)
@@ -2703,8 +2739,11 @@ class Broker:
         loop.add_signal_handler(signal.SIGINT, self._request_stop, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, self.reload_all)
         loop.call_later(min(1.0, max(0.05, self.client_timeout / 4)), self._sweep)
-        self.audit.emit((time.time(), "start", None, None, None, "ok", os.getpid(), os.getuid(), 0,
-                         {"projects": len(self.projects)}))
+        start_extra = {"projects": len(self.projects)}
+        if self.audit.truncated_bytes:
+            start_extra["audit_truncated_bytes"] = self.audit.truncated_bytes
+            _log("warning", "audit log ended in an incomplete line; %d byte(s) removed" % self.audit.truncated_bytes)
+        self.audit.emit((time.time(), "start", None, None, None, "ok", os.getpid(), os.getuid(), 0, start_extra))
         _release_startup_memory()
         sd_notify("READY=1\nSTATUS=%s\nMAINPID=%d" % (self._status_line(), os.getpid()))
         _log("info", "ready: admin socket %s, %d project(s)" % (admin_socket_path(self.run_dir), len(self.projects)))

@@ -336,3 +336,19 @@ def test_raw_reply_shapes(broker):
     lines, _closed = raw_exchange(broker.admin_socket, b'{"op":"reload","name":"x"}\n{"op":"ping"}\n', max_lines=2)
     assert lines[0] == {"ok": False, "code": "not_registered", "message": lines[0]["message"]}
     assert lines[1]["ok"] is True
+
+
+def test_torn_audit_tail_is_truncated_on_start(broker_factory):
+    first = broker_factory()
+    first.make_project("torn", ["A"], expected_uid=os.getuid())
+    first.stop(signal.SIGKILL)
+    with open(first.audit_log, "ab") as fh:
+        fh.write(b'{"ts":"2026-01-01T00:00:00Z","event":"get","proj')
+    second = broker_factory(start=False, base=first.base)
+    second.start()
+    second.project("torn", "ping")
+    second.stop()
+    res = second.run_cli("audit", "verify", "--audit-log", second.audit_log)
+    assert res.returncode == 0, res.stderr
+    starts = [e for e in second.audit_events(settle=False) if e["event"] == "start"]
+    assert starts[-1]["audit_truncated_bytes"] > 0
