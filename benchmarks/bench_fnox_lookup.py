@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
@@ -88,7 +87,7 @@ def bench_plugin(home, proj, fake, rounds):
     pipe = lookup_loader.get("ansible.builtin.pipe", loader=loader, templar=templar)
     names = ["S%02d" % i for i in range(N)]
     res = {"fnox_cold": [], "fnox_warm": [], "pipe": []}
-    for _ in range(rounds):
+    for _round in range(rounds):
         _fnox.clear_caches()
         t = time.perf_counter()
         out = [fnox.run([n], variables={})[0] for n in names]
@@ -136,7 +135,7 @@ def bench_playbook(home, proj, fake, rounds):
                 "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"})
     exe = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     res = {k: [] for k in paths}
-    for _ in range(rounds):
+    for _round in range(rounds):
         for name, path in paths.items():
             t = time.perf_counter()
             proc = subprocess.run([exe, "-i", "localhost,", path], env=env, capture_output=True, text=True, check=False)
@@ -171,8 +170,8 @@ def report(plugin, playbook, rounds):
         f1, p1 = med(playbook["fnox1"]), med(playbook["pipe1"])
         lines.append("| ansible-playbook, one task with 50 terms (whole run) | %.2f s | %.2f s | %.2fx |" % (f1, p1, p1 / f1))
     lines.append("")
-    lines.append("Medians of %d rounds; Python %s, %s, %d CPUs." % (rounds, platform.python_version(), platform.machine(),
-                                                                     os.cpu_count() or 0))
+    lines.append("Medians of %d rounds; Python %s, %s, %d CPUs."
+                 % (rounds, platform.python_version(), platform.machine(), os.cpu_count() or 0))
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ name: fnox
 short_description: Read secrets from fnox configs without one process per secret
 version_added: 0.1.0
 author:
-  - remo.broker developers
+  - remo.broker contributors (@remo-broker)
 description:
   - Returns the value of each fnox secret named in the terms, as C(fnox get NAME) would print it,
     and is meant to replace C(lookup('ansible.builtin.pipe', 'fnox get NAME')).

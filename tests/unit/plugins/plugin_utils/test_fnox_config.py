@@ -240,7 +240,7 @@ def test_validate_like_fnox_get(fx):
 
 def test_cache_one_parse_and_invalidation_on_change(fx):
     path = fx.write("work/proj/fnox.toml", PLAIN + sec("A", "one"))
-    for _ in range(50):
+    for _round in range(50):
         assert fx.get("A") == "one"
     assert _fnox.STATS["parses"] == 1
     assert _fnox.STATS["loads"] == 1

@@ -19,7 +19,7 @@ import os
 import pytest
 
 from ansible_collections.remo.broker.plugins.plugin_utils import _fnox
-from test_fnox_support import AgeKey, SshKey, encrypt, fx, real_fnox, write  # noqa: F401
+from test_fnox_support import AgeKey, SshKey, encrypt, fx, real_fnox, write  # noqa: F401  pylint: disable=unused-import
 
 FNOX = real_fnox()
 pytestmark = pytest.mark.skipif(FNOX is None, reason="no real fnox binary available (see module docstring)")

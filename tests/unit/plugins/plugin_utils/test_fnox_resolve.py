@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from ansible_collections.remo.broker.plugins.plugin_utils import _fnox
-from test_fnox_support import AgeKey, SshKey, encrypt, fake_calls, fake_fnox, fx, write  # noqa: F401
+from test_fnox_support import AgeKey, SshKey, encrypt, fake_calls, fake_fnox, fx, write  # noqa: F401  pylint: disable=unused-import
 
 CANARY = "canary-7f3a-{{ 7*6 }}"
 
@@ -179,7 +179,7 @@ def test_age_tilde_key_file(fx):
 
 def test_age_identity_order(fx):
     """FNOX_AGE_KEY > identity(plain) > key_file > FNOX_AGE_KEY_FILE > $FNOX_CONFIG_DIR/age.txt."""
-    keys = [AgeKey() for _ in range(5)]
+    keys = [AgeKey() for _k in range(5)]
     env_key, ident_key, file_key, envfile_key, default_key = keys
     write(os.path.join(fx.root, "keyfile.txt"), file_key.file_text())
     write(os.path.join(fx.root, "envfile.txt"), envfile_key.file_text())
