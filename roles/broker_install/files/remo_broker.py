@@ -2358,6 +2358,8 @@ class Broker:
             req = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError:
             self._project_protocol_error(conn, "request is not valid UTF-8", t0)
+        except RecursionError:
+            self._project_protocol_error(conn, "request is nested too deeply", t0)
         except ValueError:
             if not line.strip():
                 return b""
@@ -2434,6 +2436,8 @@ class Broker:
             req = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError:
             self._admin_protocol_error(conn, "request is not valid UTF-8", t0)
+        except RecursionError:
+            self._admin_protocol_error(conn, "request is nested too deeply", t0)
         except ValueError:
             if not line.strip():
                 return b""

@@ -49,7 +49,10 @@ def raw_exchange(path, payload, timeout=3.0, read_until_close=False, max_lines=N
     sock.connect(path)
     try:
         if payload:
-            sock.sendall(payload)
+            try:
+                sock.sendall(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the daemon may answer and close before we finish sending
         buf = b""
         closed = False
         deadline = time.monotonic() + timeout
