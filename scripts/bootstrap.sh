@@ -175,7 +175,7 @@ step_images() {
 # ansible-test bootstraps pip in its own venvs by downloading get-pip.py, which this
 # network does not allow.  A stand-in that uses the stdlib's ensurepip does the same.
 step_sanity() {
-  # shellcheck is a sanity test of its own; without it ansible-test skips that test.
+  # ansible-test skips its shell-script check when that linter is missing.
   apt_install shellcheck
   local ver cache="$HOME/.ansible/test/cache"
   # The pip version ansible-test bootstraps into its venvs (default_packages in its source).

@@ -9,9 +9,11 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 export PATH="$ROOT/.venv/bin:$PATH"
-export ANSIBLE_COLLECTIONS_PATH="$ROOT/.cache/collections:$(ls -d "$ROOT"/.venv/lib/python3*/site-packages 2>/dev/null | head -1)"
+# Our checkout first, then the collections the PyPI `ansible` bundle installed.
+site_packages=("$ROOT"/.venv/lib/python3*/site-packages)
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/.cache/collections:${site_packages[0]}"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 usage() { sed -n '2,9p' "$0"; }
