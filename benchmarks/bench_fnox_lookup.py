@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: 50 secrets through ``remo.broker.fnox`` vs 50 ``lookup('pipe', 'fnox get NAME')``.
 
 The "fnox" on the pipe side is a stand-in /bin/sh script that prints a value (a real fnox also

