@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Regenerate docs/schema/remo-manifest.schema.json from plugins/module_utils/_manifest.py.
 
-Usage: scripts/gen_manifest_schema.py [--check]
+Usage: python3 scripts/gen_manifest_schema.py [--check]
 With --check, exit 1 when the shipped file differs from the generated schema.
 """
 import os
@@ -40,7 +39,7 @@ def main(argv):
             current = handle.read()
     if "--check" in argv:
         if current != text:
-            sys.stderr.write("%s is stale: run scripts/gen_manifest_schema.py\n" % SCHEMA_PATH)
+            sys.stderr.write("%s is stale: run python3 scripts/gen_manifest_schema.py\n" % SCHEMA_PATH)
             return 1
         return 0
     if current != text:

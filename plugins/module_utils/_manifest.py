@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # This file is PRIVATE to the collection.  It is not a public API: it can change at
 # any time, without notice.  It is also spliced verbatim into the bundled daemon
@@ -1092,6 +1092,7 @@ def secrets_from_devcontainer(text, path="devcontainer.json"):
     if text.startswith("\ufeff"):
         text = " " + text[1:]
     clean = _mf_strip_jsonc(text)
+
     def pairs(items):
         obj = _MfJsonObject()
         for key, value in items:
@@ -1146,7 +1147,7 @@ def manifest_json_schema():
     safe_env = {
         "type": "string", "pattern": ENV_VAR_PATTERN, "maxLength": ENV_VAR_MAX_CHARS,
         "not": {"anyOf": [{"enum": sorted(DANGEROUS_ENV_VARS)},
-                          {"pattern": "^(%s)" % "|".join(prefix for prefix, _ in DANGEROUS_ENV_PREFIXES)}]},
+                          {"pattern": "^(%s)" % "|".join(entry[0] for entry in DANGEROUS_ENV_PREFIXES)}]},
     }
     root_alternatives = "|".join("".join("\\" + c if c in ".^$*+?()[]{}|\\" else c for c in root) + "/" for root in DEFAULT_FILE_ROOTS)
     secret = {

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Property tests (hypothesis) for plugins/module_utils/_manifest.py.
 
 * any text or bytes, and any mutation of a valid manifest, gives a Manifest or a
@@ -35,8 +35,9 @@ SEEDS = [
     'file_path = "~/.aws/credentials"\nfile_mode = "0600"\ntemplate = """\n[default]\nid={{id}}\n"""\n[cache]\ndefault_ttl_seconds = 900\n',
     'schema_version = 2\nproject = "p"\nsecrets.A = { fetch_as = "file", file_path = "/dev/shm/a", file_mode = 0o440 }\nsecrets."B".env_var = "BB"\n',
 ]
-TOML_ALPHABET = st.sampled_from(list('[]{}=."\',#\n \t\\0123456789abcdefxyz_-~/:+') + ["\r\n", "'''", '"""', "schema_version", "secrets",
-                                                                                           "fetch_as", "file", "env", "\x00", "\u00e9", "\ufeff"])
+TOML_TOKENS = list('[]{}=."\',#\n \t\\0123456789abcdefxyz_-~/:+') + [
+    "\r\n", "'''", '"""', "schema_version", "secrets", "fetch_as", "file", "env", "\x00", "\u00e9", "\ufeff"]
+TOML_ALPHABET = st.sampled_from(TOML_TOKENS)
 
 
 def check_outcome(text):
@@ -78,7 +79,7 @@ def test_toml_like_noise_only_manifest_error(text):
 @st.composite
 def mutated_seed(draw):
     text = draw(st.sampled_from(SEEDS))
-    for _ in range(draw(st.integers(1, 4))):
+    for dummy in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["delete", "insert", "replace", "dup_line", "swap_lines"]))
         pos = draw(st.integers(0, len(text)))
         if op == "delete":
@@ -147,8 +148,8 @@ def secret_spec(draw):
 @st.composite
 def valid_specs(draw):
     pairs = draw(st.lists(secret_spec(), max_size=6, unique_by=lambda pair: pair[0]["name"]))
-    env_vars = [expected.env_var for _, expected in pairs if expected.env_var]
-    paths = [expected.file_path for _, expected in pairs if expected.file_path]
+    env_vars = [expected.env_var for dummy, expected in pairs if expected.env_var]
+    paths = [expected.file_path for dummy, expected in pairs if expected.file_path]
     assume(len(set(env_vars)) == len(env_vars) and len(set(paths)) == len(paths))
     assume(all(m._mf_env_var_problem(e) is None for e in env_vars))
     return pairs
@@ -157,11 +158,11 @@ def valid_specs(draw):
 @SETTINGS
 @given(st.from_regex(r"[a-z0-9][a-z0-9_-]{0,20}", fullmatch=True), valid_specs())
 def test_render_parse_round_trip(project, pairs):
-    specs = [spec for spec, _ in pairs]
+    specs = [pair[0] for pair in pairs]
     text = render_manifest(project, specs)
     manifest = parse_manifest(text, expected_project=project)
     assert manifest.project == project
-    assert list(manifest.secrets.values()) == [expected for _, expected in pairs]
+    assert list(manifest.secrets.values()) == [expected for dummy, expected in pairs]
     assert render_manifest(project, list(manifest.secrets.values())) == text
     assert VALIDATOR.is_valid(tomllib.loads(text))
     for spec in manifest.secrets.values():
