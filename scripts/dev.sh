@@ -54,6 +54,16 @@ stage_units() {
   python -m pytest --cov --cov-report=term --cov-report=xml:.cache/coverage.xml "$@"
 }
 
+# doc_renders COLLECTIONS_PATH NAME [ansible-doc args]: the docs render without warnings.
+doc_renders() {
+  local path=$1 name=$2 err; shift 2
+  err=$(ANSIBLE_COLLECTIONS_PATH="$path" ansible-doc "$@" "$name" 2>&1 >/dev/null)
+  if [ $? -ne 0 ] || [[ "$err" == *WARNING* ]]; then
+    printf '%s\nansible-doc %s failed\n' "$err" "$name"
+    return 1
+  fi
+}
+
 stage_build() {
   local dist="$ROOT/.cache/dist" installed
   rm -rf "$dist"; mkdir -p "$dist"
@@ -61,16 +71,17 @@ stage_build() {
   installed=$(mktemp -d)
   # Install the tarball offline into an empty collections path, as a user would,
   # and prove the installed copy resolves its plugins by FQCN.
-  ansible-galaxy collection install --offline --no-deps -p "$installed" "$dist"/remo-broker-*.tar.gz || return 1
+  ANSIBLE_COLLECTIONS_PATH="$installed" ansible-galaxy collection install --offline --no-deps --force \
+    -p "$installed" "$dist"/remo-broker-*.tar.gz || return 1
   local rc=0
-  for plugin in remo.broker.remo_broker_push remo.broker.remo_manifest remo.broker.remo_broker_info; do
-    if [ -f "plugins/modules/${plugin##*.}.py" ]; then
-      ANSIBLE_COLLECTIONS_PATH="$installed" ansible-doc "$plugin" >/dev/null || { echo "ansible-doc $plugin failed"; rc=1; }
-    fi
+  local module
+  for module in plugins/modules/*.py; do
+    module=$(basename "$module" .py)
+    doc_renders "$installed" "remo.broker.$module" || rc=1
   done
-  if [ -f plugins/lookup/fnox.py ]; then
-    ANSIBLE_COLLECTIONS_PATH="$installed" ansible-doc -t lookup remo.broker.fnox >/dev/null || { echo "ansible-doc fnox failed"; rc=1; }
-  fi
+  doc_renders "$installed" remo.broker.fnox -t lookup || rc=1
+  # An FQCN playbook from the installed copy must resolve too.
+  ANSIBLE_COLLECTIONS_PATH="$installed" ansible-playbook --syntax-check remo.broker.local_site >/dev/null || { echo "remo.broker.local_site does not resolve"; rc=1; }
   [ -f "$installed/ansible_collections/remo/broker/roles/broker_install/files/remo_broker.py" ] || { echo "daemon missing from tarball"; rc=1; }
   rm -rf "$installed"
   return $rc
