@@ -56,9 +56,9 @@ stage_units() {
 
 # doc_renders COLLECTIONS_PATH NAME [ansible-doc args]: the docs render without warnings.
 doc_renders() {
-  local path=$1 name=$2 err; shift 2
-  err=$(ANSIBLE_COLLECTIONS_PATH="$path" ansible-doc "$@" "$name" 2>&1 >/dev/null)
-  if [ $? -ne 0 ] || [[ "$err" == *WARNING* ]]; then
+  local path=$1 name=$2 err status=0; shift 2
+  err=$(ANSIBLE_COLLECTIONS_PATH="$path" ansible-doc "$@" "$name" 2>&1 >/dev/null) || status=$?
+  if [ $status -ne 0 ] || [[ "$err" == *WARNING* ]]; then
     printf '%s\nansible-doc %s failed\n' "$err" "$name"
     return 1
   fi
