@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Splice the shared module_utils into the one-file daemon.
 
 ``roles/broker_install/files/remo_broker.py`` must stay ONE stdlib-only file, yet the

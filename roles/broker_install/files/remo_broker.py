@@ -1603,7 +1603,7 @@ def _iso_now():
 
 def _safe_name(name):
     """The requested name when it is a well-formed secret name, else None (never echo junk)."""
-    if type(name) is str and SECRET_NAME_RE.fullmatch(name) is not None:
+    if isinstance(name, str) and SECRET_NAME_RE.fullmatch(name) is not None:
         return name
     return None
 
@@ -2307,7 +2307,7 @@ class Broker:
             if not is_valid_project_name(name) or not isinstance(ppath, str) or not os.path.isabs(ppath):
                 _log("error", "skipping a malformed registration in %s" % path)
                 continue
-            if uid is not None and (type(uid) is not int or uid < 0):
+            if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0):
                 uid = None
             project = Project(name, ppath, uid, project_socket_path(self.run_dir, name))
             try:
@@ -2363,12 +2363,12 @@ class Broker:
             if not line.strip():
                 return b""
             self._project_protocol_error(conn, "request is not valid JSON", t0)
-        if type(req) is not dict:
+        if not isinstance(req, dict):
             self._project_protocol_error(conn, "request is not a JSON object", t0)
         op = req.get("op")
         if op == "get":
             name = req.get("name")
-            if type(name) is not str:
+            if not isinstance(name, str):
                 self._project_protocol_error(conn, "get needs a string 'name'", t0, "get")
             if name not in project.allowlist:
                 project.counters["denied"] += 1
@@ -2408,7 +2408,7 @@ class Broker:
             self.audit.emit((time.time(), "watch", project.name, None, DECISION_ALLOW, "ok",
                              conn.pid, conn.uid, int((time.perf_counter() - t0) * 1e6), None))
             return _ok({"watching": project.allowlist_list})
-        if type(op) is not str:
+        if not isinstance(op, str):
             self._project_protocol_error(conn, "request has no string 'op'", t0)
         self._project_protocol_error(conn, "unknown op for a project socket", t0)
         return b""  # not reached
@@ -2422,7 +2422,7 @@ class Broker:
 
     def _field_reply(self, name, field):
         value = self.secrets.get(name)
-        if type(value) is not dict or type(field) is not str or field not in value:
+        if not isinstance(value, dict) or not isinstance(field, str) or field not in value:
             return None
         return _value_reply(name, value[field])
 
@@ -2441,12 +2441,12 @@ class Broker:
             if not line.strip():
                 return b""
             self._admin_protocol_error(conn, "request is not valid JSON", t0)
-        if type(req) is not dict:
+        if not isinstance(req, dict):
             self._admin_protocol_error(conn, "request is not a JSON object", t0)
         op = req.get("op")
-        handler = self._admin_ops.get(op) if type(op) is str else None
+        handler = self._admin_ops.get(op) if isinstance(op, str) else None
         if handler is None:
-            self._admin_protocol_error(conn, "unknown op for the admin socket" if type(op) is str else "request has no string 'op'", t0)
+            self._admin_protocol_error(conn, "unknown op for the admin socket" if isinstance(op, str) else "request has no string 'op'", t0)
         project = None
         extra = None
         try:
@@ -2497,7 +2497,7 @@ class Broker:
             raise _AdminFail(E_INVALID_PAYLOAD, "'project_path' must be an absolute path", project=name)
         path = os.path.normpath(path)
         uid = req.get("expected_uid")
-        if uid is not None and (type(uid) is not int or uid < 0 or uid > 0xFFFFFFFE):
+        if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0 or uid > 0xFFFFFFFE):
             raise _AdminFail(E_INVALID_PAYLOAD, "'expected_uid' must be a non-negative integer", project=name)
         return name, path, uid
 
@@ -2588,7 +2588,7 @@ class Broker:
 
     def _validate_secrets(self, req):
         secrets = req.get("secrets")
-        if type(secrets) is not dict:
+        if not isinstance(secrets, dict):
             raise _AdminFail(E_INVALID_PAYLOAD, "'secrets' must be an object of NAME: string | {field: string}")
         if len(secrets) > MAX_SECRETS:
             raise _AdminFail(E_PAYLOAD_TOO_LARGE, "at most %d secrets can be pushed" % MAX_SECRETS)
@@ -2597,13 +2597,13 @@ class Broker:
         for name, value in secrets.items():
             if fullmatch(name) is None:
                 raise _AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
-            if type(value) is dict:
+            if isinstance(value, dict):
                 for field, fval in value.items():
-                    if not field or type(fval) is not str:
+                    if not field or not isinstance(fval, str):
                         raise _AdminFail(E_INVALID_PAYLOAD,
                                          "secret %s: a structured secret needs non-empty field names and string values" % name)
                 reply = _value_reply(name, json.dumps(value, separators=(",", ":"), sort_keys=True))
-            elif type(value) is str:
+            elif isinstance(value, str):
                 reply = _value_reply(name, value)
             else:
                 raise _AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
@@ -2808,9 +2808,9 @@ def _only_escapes(value):
 
 def _same_secret(a, b):
     import hmac
-    if type(a) is not type(b):
+    if isinstance(a, str) != isinstance(b, str):
         return False
-    if type(a) is str:
+    if isinstance(a, str):
         return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
     if a.keys() != b.keys():
         return False
