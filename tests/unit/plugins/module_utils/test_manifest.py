@@ -781,3 +781,65 @@ def test_no_side_effects_and_stdlib_only():
     ]
     assert "assert " not in source
     assert max(len(line) for line in source.splitlines()) <= 160
+
+
+# ---------------------------------------------------------------------------
+# Corners
+# ---------------------------------------------------------------------------
+def test_locator_multiline_escapes_and_quote_runs():
+    text = 'a = """x \\""" y\n""""\nb = \'\'\'q\'\'\'\'\'\nc = """""""\nd = 1\n'
+    import tomllib
+    assert tomllib.loads(text)["a"] == 'x """ y\n"'
+    loc = m._MfLocator(text)
+    assert loc.locate(("b",), "key") == (3, 1)
+    assert loc.locate(("c",), "key") == (4, 1)
+    assert loc.locate(("d",), "value") == (5, 5)
+
+
+def test_datetime_and_float_type_names():
+    err = error_of('schema_version = 2\nproject = 1979-05-27\n')
+    assert (err.line, err.column, err.reason) == (2, 11, "must be a string, not a date/time")
+    err = error_of('schema_version = 2.0\n')
+    assert err.reason == "must be an integer, not a float"
+
+
+def test_long_keys_are_cut_short_in_messages():
+    key = "K" * 200
+    err = error_of('schema_version = 2\nproject = "p"\n%s = 1\n' % key)
+    assert err.key == "K" * 77 + "..."
+    assert (err.line, err.column) == (3, 1)
+
+
+def test_load_manifest_permission_and_read_errors(tmp_path, monkeypatch):
+    target = tmp_path / "m.toml"
+    target.write_text(V2_DESIGN)
+
+    def deny(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    def broken(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(m.os, "open", deny)
+        err = pytest.raises(ManifestError, load_manifest, str(target)).value
+    assert (err.key, err.reason) == ("<file>", "permission denied: the broker cannot read this file")
+    with monkeypatch.context() as patch:
+        patch.setattr(m.os, "read", deny)
+        assert pytest.raises(ManifestError, load_manifest, str(target)).value.reason.startswith("permission denied")
+    with monkeypatch.context() as patch:
+        patch.setattr(m.os, "read", broken)
+        assert pytest.raises(ManifestError, load_manifest, str(target)).value.reason == "cannot read: Input/output error"
+    with monkeypatch.context() as patch:
+        patch.setattr(m.os, "open", broken)
+        assert pytest.raises(ManifestError, load_manifest, str(target)).value.reason == "cannot open: Input/output error"
+
+
+def test_devcontainer_deep_nesting():
+    err = pytest.raises(ManifestError, secrets_from_devcontainer, "[" * 100000 + "]" * 100000).value
+    assert err.key == "<json>"
+
+
+def test_template_fields_repeat_once():
+    text = SEC + 'fetch_as = "file"\nfile_path = "~/x"\ntemplate = "{{a}} {{ b }} {{a}}{{\tc\t}}"\n'
+    assert parse_manifest(text).secrets["GH"].template_fields == ("a", "b", "c")
