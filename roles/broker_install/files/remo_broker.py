@@ -1249,6 +1249,7 @@ def secrets_from_devcontainer(text, path="devcontainer.json"):
     if text.startswith("\ufeff"):
         text = " " + text[1:]
     clean = _mf_strip_jsonc(text)
+
     def pairs(items):
         obj = _MfJsonObject()
         for key, value in items:
@@ -1303,7 +1304,7 @@ def manifest_json_schema():
     safe_env = {
         "type": "string", "pattern": ENV_VAR_PATTERN, "maxLength": ENV_VAR_MAX_CHARS,
         "not": {"anyOf": [{"enum": sorted(DANGEROUS_ENV_VARS)},
-                          {"pattern": "^(%s)" % "|".join(prefix for prefix, _ in DANGEROUS_ENV_PREFIXES)}]},
+                          {"pattern": "^(%s)" % "|".join(entry[0] for entry in DANGEROUS_ENV_PREFIXES)}]},
     }
     root_alternatives = "|".join("".join("\\" + c if c in ".^$*+?()[]{}|\\" else c for c in root) + "/" for root in DEFAULT_FILE_ROOTS)
     secret = {
