@@ -545,13 +545,37 @@ def test_load_manifest_errors(tmp_path):
     assert "not a regular file" in pytest.raises(ManifestError, load_manifest, str(fifo)).value.reason
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
 def test_load_manifest_permission_denied(tmp_path):
     target = tmp_path / "m.toml"
     target.write_text(V2_DESIGN)
     target.chmod(0)
-    err = pytest.raises(ManifestError, load_manifest, str(target)).value
-    assert err.reason.startswith("permission denied")
+    tmp_path.chmod(0o755)
+    if os.geteuid() != 0:
+        err = pytest.raises(ManifestError, load_manifest, str(target)).value
+        assert err.reason.startswith("permission denied")
+        return
+    # Root reads anything, so drop to an unprivileged uid in a child process.
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(read_fd)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                load_manifest(str(target))
+                result = b"loaded"
+            except ManifestError as exc:
+                result = exc.reason.encode()
+        except BaseException as exc:  # pylint: disable=broad-except
+            result = ("child failed: %r" % exc).encode()
+        os.write(write_fd, result)
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        reason = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert reason.startswith("permission denied"), reason
 
 
 def test_discover_manifest_errors(tmp_path):
