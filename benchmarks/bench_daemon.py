@@ -1,0 +1,480 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Benchmark the remo-broker daemon against a bare asyncio echo server (same run).
+
+Not a test: run it by hand on an otherwise idle machine.
+
+    .venv/bin/python benchmarks/bench_daemon.py [--duration 5] [--json benchmarks/results/bench_daemon.json]
+                                                [--py-spy DIR]   # also profile the daemon under load
+
+What it measures (the daemon runs with its audit log enabled, as in production, and
+``--rate-limit 0`` so the per-project limiter does not cap a benchmark):
+
+* ``get`` latency p50/p99 from 1 client, and from 64 concurrent clients (one request
+  in flight per connection);
+* throughput at 64 clients, and at saturation (64 connections x 16 pipelined requests);
+* each of those also against ``benchmarks/echo_server.py`` (its own process), reported
+  as a ratio: the daemon's share of what asyncio + the kernel can do on this machine;
+* ``push-creds`` of 1,000 secrets (time per push, alternating two different maps);
+* time from process start to READY=1 on a NOTIFY_SOCKET we bind (0 and 50 restored
+  registrations);
+* idle RSS (VmRSS) of a daemon with one project and a few secrets.
+
+Clients are separate PROCESSES (multiprocessing, fork) with pre-connected sockets,
+pre-encoded requests and an epoll loop; their CPU use is reported, and the echo
+server's numbers show how far the same clients can go, so a client bottleneck is
+visible rather than hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "daemon"))
+
+from _robustness import BrokerProc, rss_kib  # noqa: E402  pylint: disable=wrong-import-position
+
+ECHO = os.path.join(HERE, "echo_server.py")
+GET = b'{"op":"get","name":"TOKEN"}\n'
+TARGETS = {
+    "p99_1_us": 300.0,          # 1-client p99 under 300 us
+    "ratio_64": 0.7,            # throughput at 64 clients >= 0.7 x echo
+    "ratio_sat": 0.4,           # saturation >= 0.4 x echo
+    "push_ms": 20.0,            # push of 1,000 secrets under 20 ms
+    "ready_ms": 300.0,          # start -> READY under 300 ms
+    "idle_rss_mib": 20.0,       # idle RSS under 20 MiB
+}
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+def pct(values, q):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    idx = min(len(values) - 1, max(0, int(round(q / 100.0 * len(values) + 0.5)) - 1))
+    return values[idx]
+
+
+def proc_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def connect(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    return sock
+
+
+class Echo:
+    """benchmarks/echo_server.py in its own process."""
+
+    def __init__(self, base):
+        self.path = os.path.join(base, "echo.sock")
+        self.proc = subprocess.Popen([sys.executable, ECHO, self.path], stdout=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+        if self.proc.stdout.readline().strip() != b"READY":
+            raise RuntimeError("echo server did not start")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------
+# load generation
+# ---------------------------------------------------------------------------
+def _single_client(path, n, warmup, out_q):
+    sock = connect(path)
+    lat = []
+    perf = time.perf_counter_ns
+    send, recv = sock.send, sock.recv
+    for i in range(n + warmup):
+        t0 = perf()
+        send(GET)
+        buf = recv(65536)
+        while not buf.endswith(b"\n"):
+            buf += recv(65536)
+        if i >= warmup:
+            lat.append(perf() - t0)
+    sock.close()
+    out_q.put(lat)
+
+
+def _multi_client(paths, depth, t_start, warmup, duration, out_q):
+    """Drive ``paths`` (one connection each) with ``depth`` requests in flight each."""
+    socks = [connect(p) for p in paths]
+    by_fd = {}
+    ep = select.epoll()
+    for sock in socks:
+        by_fd[sock.fileno()] = (sock, [])
+        ep.register(sock.fileno(), select.EPOLLIN)
+    perf = time.perf_counter_ns
+    batch = GET * depth
+    lat = []
+    count = errors = 0
+    t_measure = t_start + warmup
+    t_end = t_measure + duration
+    while time.monotonic() < t_start:
+        time.sleep(0.0005)
+    now = perf()
+    for sock in socks:
+        sock.send(batch)
+        by_fd[sock.fileno()][1].extend([now] * depth)
+    measuring = False
+    cpu0 = None
+    while True:
+        mono = time.monotonic()
+        if not measuring and mono >= t_measure:
+            measuring = True
+            count = errors = 0
+            lat = []
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            cpu0 = ru.ru_utime + ru.ru_stime
+        if mono >= t_end:
+            break
+        for fd, _ev in ep.poll(0.2):
+            sock, pending = by_fd[fd]
+            data = sock.recv(262144)
+            if not data:
+                raise RuntimeError("server closed a benchmark connection")
+            n = data.count(b"\n")
+            if not n:
+                continue
+            now = perf()
+            if measuring:
+                errors += data.count(b'"ok":false')
+                count += n
+                lat.extend([now - t for t in pending[:n]])
+            del pending[:n]
+            sock.send(GET * n)
+            pending.extend([now] * n)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru.ru_utime + ru.ru_stime - cpu0
+    for sock in socks:
+        sock.close()
+    # Only a sample of latencies travels back (enough for p99 of 64 clients).
+    step = max(1, len(lat) // 200000)
+    out_q.put((count, errors, cpu, lat[::step]))
+
+
+def run_multi(paths, depth, workers, warmup, duration, server_pid):
+    ctx = multiprocessing.get_context("fork")
+    out_q = ctx.Queue()
+    t_start = time.monotonic() + 0.5
+    groups = [paths[i::workers] for i in range(workers)]
+    procs = [ctx.Process(target=_multi_client, args=(g, depth, t_start, warmup, duration, out_q), daemon=True)
+             for g in groups]
+    for proc in procs:
+        proc.start()
+    time.sleep(max(0.0, t_start + warmup - time.monotonic()))
+    cpu_server0 = proc_cpu_seconds(server_pid)
+    time.sleep(duration)
+    cpu_server = proc_cpu_seconds(server_pid) - cpu_server0
+    results = [out_q.get(timeout=duration + warmup + 60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    lat = [x for r in results for x in r[3]]
+    count = sum(r[0] for r in results)
+    return {
+        "throughput_rps": count / duration,
+        "errors": sum(r[1] for r in results),
+        "p50_us": pct(lat, 50) / 1000.0,
+        "p99_us": pct(lat, 99) / 1000.0,
+        "client_cpu_max": max(r[2] for r in results) / duration,
+        "client_cpu_sum": sum(r[2] for r in results) / duration,
+        "server_cpu": cpu_server / duration,
+    }
+
+
+def run_single(path, n, warmup):
+    ctx = multiprocessing.get_context("fork")
+    out_q = ctx.Queue()
+    proc = ctx.Process(target=_single_client, args=(path, n, warmup, out_q), daemon=True)
+    proc.start()
+    lat = out_q.get(timeout=300)
+    proc.join(timeout=30)
+    return {"p50_us": pct(lat, 50) / 1000.0, "p99_us": pct(lat, 99) / 1000.0,
+            "mean_us": statistics.fmean(lat) / 1000.0, "n": len(lat)}
+
+
+# ---------------------------------------------------------------------------
+# daemon-only measurements
+# ---------------------------------------------------------------------------
+def bench_push(broker, n_secrets=1000, iterations=200, warmup=10):
+    maps = []
+    for variant in ("a", "b"):
+        secrets = {"S%04d" % i: "%s-%04d-%s" % (variant, i, "v" * 32) for i in range(n_secrets)}
+        maps.append(json.dumps({"op": "push-creds", "secrets": secrets}, separators=(",", ":")).encode() + b"\n")
+    sock = connect(broker.admin_socket)
+    times = []
+    for i in range(iterations + warmup):
+        t0 = time.perf_counter_ns()
+        sock.sendall(maps[i % 2])
+        buf = sock.recv(1 << 20)
+        while not buf.endswith(b"\n"):
+            buf += sock.recv(1 << 20)
+        elapsed = time.perf_counter_ns() - t0
+        if i == 0:
+            reply = json.loads(buf)
+            if reply.get("ok") is not True or reply.get("secret_count") != n_secrets:
+                raise RuntimeError("push failed: %r" % reply)
+        if i >= warmup:
+            times.append(elapsed)
+    sock.close()
+    return {"p50_ms": pct(times, 50) / 1e6, "p99_ms": pct(times, 99) / 1e6,
+            "mean_ms": statistics.fmean(times) / 1e6, "bytes": len(maps[0]), "n": len(times)}
+
+
+def bench_ready(base, runs=10, projects=0):
+    """Start -> READY=1 (our NOTIFY_SOCKET), fresh process each run."""
+    times = []
+    pbase = os.path.join(base, "ready-projects")
+    for i in range(runs):
+        d = os.path.join(base, "ready%d-%d" % (projects, i))
+        if projects:
+            if i == 0:
+                seed = BrokerProc(d, rate_limit=0).start()
+                for k in range(projects):
+                    seed.add_project("r%02d" % k, ("TOKEN",), base=pbase)
+                seed.stop()
+            else:
+                shutil.copytree(os.path.join(base, "ready%d-0" % projects, "state"), os.path.join(d, "state"))
+        broker = BrokerProc(d, rate_limit=0).start()
+        times.append(broker.ready_seconds * 1000.0)
+        broker.stop()
+    return {"p50_ms": pct(times, 50), "max_ms": max(times), "runs": runs, "projects": projects}
+
+
+def bench_idle_rss(base):
+    broker = BrokerProc(os.path.join(base, "idle"), rate_limit=None).start()
+    try:
+        broker.add_project("idle", ("TOKEN", "DB"))
+        broker.admin_ok("push-creds", secrets={"TOKEN": "t" * 40, "DB": {"user": "u", "password": "p"}})
+        broker.project("idle", "get", name="TOKEN")
+        time.sleep(2.0)
+        return {"rss_mib": broker.rss_kib() / 1024.0}
+    finally:
+        broker.stop()
+
+
+# ---------------------------------------------------------------------------
+# py-spy profile
+# ---------------------------------------------------------------------------
+def profile(pid, seconds, out_prefix):
+    """py-spy record (raw collapsed stacks + svg); returns the top self/inclusive frames."""
+    py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    raw = out_prefix + ".txt"
+    cmd = [py_spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "250", "--nonblocking",
+           "-f", "raw", "-o", raw, "--threads"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return proc, raw
+
+
+def summarize_profile(raw, top=18):
+    self_t, incl_t, threads = {}, {}, {}
+    total = 0
+    with open(raw, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            if not stack:
+                continue
+            count = int(count)
+            total += count
+            frames = stack.split(";")
+            threads[frames[0]] = threads.get(frames[0], 0) + count
+            names = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                     if " (" in f else f for f in frames[1:]]
+            if names:
+                self_t[names[-1]] = self_t.get(names[-1], 0) + count
+            for name in set(names):
+                incl_t[name] = incl_t.get(name, 0) + count
+    fmt = lambda d: [(k, round(100.0 * v / total, 1)) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+    return {"samples": total, "threads": fmt(threads), "self": fmt(self_t), "inclusive": fmt(incl_t)}
+
+
+# ---------------------------------------------------------------------------
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=False).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "kernel": platform.release(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "commit": commit}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per load point")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per load point")
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--pipeline", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="client processes for the multi-client points")
+    parser.add_argument("--single", type=int, default=20000, help="requests in the 1-client latency run")
+    parser.add_argument("--projects", type=int, default=8, help="projects the 64 clients are spread over")
+    parser.add_argument("--json", default=os.path.join(HERE, "results", "bench_daemon.json"))
+    parser.add_argument("--py-spy", dest="py_spy", default=None, metavar="DIR",
+                        help="also profile the daemon with py-spy during the 64-client and saturation points")
+    args = parser.parse_args(argv)
+
+    base = tempfile.mkdtemp(prefix="rbbench", dir="/tmp")
+    res = {"machine": machine(), "args": vars(args), "targets": TARGETS}
+    echo = Echo(base)
+    broker = BrokerProc(os.path.join(base, "d"), rate_limit=0).start()
+    try:
+        projects = ["b%02d" % i for i in range(args.projects)]
+        for name in projects:
+            broker.add_project(name, ("TOKEN", "DB"))
+        broker.admin_ok("push-creds", secrets={"TOKEN": "ghp_" + "x" * 36, "DB": {"user": "u", "password": "p" * 20}})
+        dpaths = [broker.project_socket(projects[i % len(projects)]) for i in range(args.clients)]
+        epaths = [echo.path] * args.clients
+        sys.stderr.write("daemon pid %d, echo pid %d, base %s\n" % (broker.pid, echo.pid, base))
+
+        for label, path in (("daemon", broker.project_socket(projects[0])), ("echo", echo.path)):
+            res["single_" + label] = run_single(path, args.single, 2000)
+            sys.stderr.write("single %s: %s\n" % (label, res["single_" + label]))
+        for point, depth in (("c64", 1), ("sat", args.pipeline)):
+            for label, paths, pid in (("daemon", dpaths, broker.pid), ("echo", epaths, echo.pid)):
+                spy = None
+                if args.py_spy and label == "daemon":
+                    os.makedirs(args.py_spy, exist_ok=True)
+                    spy = profile(pid, args.duration + args.warmup + 0.5, os.path.join(args.py_spy, "profile_" + point))
+                res["%s_%s" % (point, label)] = run_multi(paths, depth, args.workers, args.warmup, args.duration, pid)
+                sys.stderr.write("%s %s: %s\n" % (point, label, res["%s_%s" % (point, label)]))
+                if spy is not None:
+                    _out, err = spy[0].communicate(timeout=120)
+                    if spy[0].returncode == 0:
+                        res["profile_" + point] = summarize_profile(spy[1])
+                    else:
+                        res["profile_" + point] = {"error": err.decode(errors="replace")[-500:]}
+        res["audit_after_load"] = broker.admin("status")["audit"]
+        res["rss_after_load_mib"] = broker.rss_kib() / 1024.0
+        res["push"] = bench_push(broker)
+        sys.stderr.write("push: %s\n" % res["push"])
+    finally:
+        broker.stop()
+        echo.stop()
+    res["audit_lines"] = sum(1 for _ in open(broker.audit_log, "rb"))
+    res["ready"] = bench_ready(base)
+    res["ready_50"] = bench_ready(base, runs=5, projects=50)
+    res["idle"] = bench_idle_rss(base)
+    shutil.rmtree(base, ignore_errors=True)
+
+    rows = table(res)
+    res["table"] = rows
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w", encoding="utf-8") as handle:
+        json.dump(res, handle, indent=2)
+        handle.write("\n")
+    print(render(res, rows))
+    return 0
+
+
+def table(res):
+    t = TARGETS
+    rows = []
+
+    def row(metric, daemon, echo, ratio, target, met, unit=""):
+        rows.append({"metric": metric, "daemon": daemon, "echo": echo, "ratio": ratio, "target": target,
+                     "met": met, "unit": unit})
+
+    s_d, s_e = res["single_daemon"], res["single_echo"]
+    row("get p50, 1 client", s_d["p50_us"], s_e["p50_us"], s_d["p50_us"] / s_e["p50_us"], None, None, "us")
+    row("get p99, 1 client", s_d["p99_us"], s_e["p99_us"], s_d["p99_us"] / s_e["p99_us"],
+        "< %g us" % t["p99_1_us"], s_d["p99_us"] < t["p99_1_us"], "us")
+    c_d, c_e = res["c64_daemon"], res["c64_echo"]
+    row("get p50, 64 clients", c_d["p50_us"], c_e["p50_us"], c_d["p50_us"] / c_e["p50_us"], None, None, "us")
+    row("get p99, 64 clients", c_d["p99_us"], c_e["p99_us"], c_d["p99_us"] / c_e["p99_us"], None, None, "us")
+    r64 = c_d["throughput_rps"] / c_e["throughput_rps"]
+    row("throughput, 64 clients", c_d["throughput_rps"], c_e["throughput_rps"], r64,
+        ">= %g x echo" % t["ratio_64"], r64 >= t["ratio_64"], "req/s")
+    x_d, x_e = res["sat_daemon"], res["sat_echo"]
+    rsat = x_d["throughput_rps"] / x_e["throughput_rps"]
+    row("throughput, 64 x 16 pipelined", x_d["throughput_rps"], x_e["throughput_rps"], rsat,
+        ">= %g x echo" % t["ratio_sat"], rsat >= t["ratio_sat"], "req/s")
+    row("push-creds, 1,000 secrets (p50)", res["push"]["p50_ms"], None, None, "< %g ms" % t["push_ms"],
+        res["push"]["p50_ms"] < t["push_ms"], "ms")
+    row("push-creds, 1,000 secrets (p99)", res["push"]["p99_ms"], None, None, None, None, "ms")
+    row("start -> READY (p50, 0 projects)", res["ready"]["p50_ms"], None, None, "< %g ms" % t["ready_ms"],
+        res["ready"]["p50_ms"] < t["ready_ms"], "ms")
+    row("start -> READY (p50, 50 restored)", res["ready_50"]["p50_ms"], None, None, "< %g ms" % t["ready_ms"],
+        res["ready_50"]["p50_ms"] < t["ready_ms"], "ms")
+    row("idle RSS", res["idle"]["rss_mib"], None, None, "< %g MiB" % t["idle_rss_mib"],
+        res["idle"]["rss_mib"] < t["idle_rss_mib"], "MiB")
+    return rows
+
+
+def render(res, rows):
+    m = res["machine"]
+    out = ["machine: %s cores, %s, Python %s, Linux %s, commit %s, %s"
+           % (m["nproc"], m["cpu"] or "cpu?", m["python"], m["kernel"], m["commit"], m["date"]), "",
+           "| metric | daemon | echo baseline | ratio | target | met |", "|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        num = lambda v: "" if v is None else ("%.0f" % v if abs(v) >= 1000 else "%.1f" % v)
+        out.append("| %s | %s %s | %s | %s | %s | %s |" % (
+            r["metric"], num(r["daemon"]), r["unit"], "" if r["echo"] is None else num(r["echo"]) + " " + r["unit"],
+            "" if r["ratio"] is None else "%.2f" % r["ratio"], r["target"] or "",
+            "" if r["met"] is None else ("yes" if r["met"] else "**no**")))
+    c = res
+    out += ["", "client CPU (fraction of one core, max per worker / sum): 64 clients daemon %.2f/%.2f echo %.2f/%.2f; "
+            "saturation daemon %.2f/%.2f echo %.2f/%.2f" % (
+                c["c64_daemon"]["client_cpu_max"], c["c64_daemon"]["client_cpu_sum"],
+                c["c64_echo"]["client_cpu_max"], c["c64_echo"]["client_cpu_sum"],
+                c["sat_daemon"]["client_cpu_max"], c["sat_daemon"]["client_cpu_sum"],
+                c["sat_echo"]["client_cpu_max"], c["sat_echo"]["client_cpu_sum"]),
+            "server CPU (cores): 64 clients daemon %.2f echo %.2f; saturation daemon %.2f echo %.2f" % (
+                c["c64_daemon"]["server_cpu"], c["c64_echo"]["server_cpu"], c["sat_daemon"]["server_cpu"],
+                c["sat_echo"]["server_cpu"]),
+            "errors: %d; audit lines written: %d; audit after load: %s; RSS after load %.1f MiB" % (
+                sum(c[k]["errors"] for k in ("c64_daemon", "sat_daemon")), c["audit_lines"],
+                json.dumps(c["audit_after_load"]), c["rss_after_load_mib"])]
+    for point in ("c64", "sat"):
+        prof = res.get("profile_" + point)
+        if prof and "self" in prof:
+            out += ["", "py-spy %s (%d samples): threads %s" % (point, prof["samples"], prof["threads"]),
+                    "  self: " + "; ".join("%s %.1f%%" % kv for kv in prof["self"][:12]),
+                    "  inclusive: " + "; ".join("%s %.1f%%" % kv for kv in prof["inclusive"][:14])]
+        elif prof:
+            out += ["", "py-spy %s failed: %s" % (point, prof.get("error"))]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
