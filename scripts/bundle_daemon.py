@@ -168,7 +168,7 @@ def main(argv=None):
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(bundled)
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         print("bundle_daemon: updated %s" % DAEMON)
     else:

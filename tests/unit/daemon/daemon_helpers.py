@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 from ansible_collections.remo.broker.plugins.module_utils._broker_client import BrokerClient
@@ -185,5 +183,3 @@ class Daemon:
                     continue
                 for fname in files:
                     yield os.path.join(dirpath, fname)
-
-

@@ -151,7 +151,7 @@ def test_sd_notify_ready(broker_factory, abstract):
 
 def test_audit_verify_detects_edit_and_removal(broker):
     broker.make_project("ver", ["A"], expected_uid=os.getuid())
-    for _ in range(3):
+    for _attempt in range(3):
         broker.project("ver", "ping")
     broker.stop()
     ok = broker.run_cli("audit", "verify", "--audit-log", broker.audit_log)
@@ -219,7 +219,7 @@ def test_many_concurrent_clients(broker_factory):
     broker.make_project("conc", ["A"], expected_uid=os.getuid())
     broker.admin("push-creds", secrets={"A": "v"})
     socks = []
-    for _ in range(64):
+    for _index in range(64):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(5)
         s.connect(broker.project_socket("conc"))

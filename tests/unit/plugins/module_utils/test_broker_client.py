@@ -41,7 +41,7 @@ class UnixServer:
     def _run(self):
         while not self.stop:
             try:
-                conn, _ = self.sock.accept()
+                conn, _addr = self.sock.accept()
             except OSError:
                 return
             with conn:
