@@ -51,7 +51,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "daemon"))
 
-from _robustness import BrokerProc, rss_kib  # noqa: E402  pylint: disable=wrong-import-position
+import _robustness  # noqa: E402  pylint: disable=wrong-import-position
+from _robustness import BrokerProc  # noqa: E402  pylint: disable=wrong-import-position
 
 ECHO = os.path.join(HERE, "echo_server.py")
 GET = b'{"op":"get","name":"TOKEN"}\n'
@@ -279,7 +280,13 @@ def bench_idle_rss(base):
         broker.admin_ok("push-creds", secrets={"TOKEN": "t" * 40, "DB": {"user": "u", "password": "p"}})
         broker.project("idle", "get", name="TOKEN")
         time.sleep(2.0)
-        return {"rss_mib": broker.rss_kib() / 1024.0}
+        fields = {}
+        with open("/proc/%d/status" % broker.pid, encoding="ascii") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                    fields[key] = int(value.split()[0]) / 1024.0
+        return {"rss_mib": fields["VmRSS"], "anon_mib": fields.get("RssAnon"), "file_mib": fields.get("RssFile")}
     finally:
         broker.stop()
 
@@ -349,10 +356,15 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="client processes for the multi-client points")
     parser.add_argument("--single", type=int, default=20000, help="requests in the 1-client latency run")
     parser.add_argument("--projects", type=int, default=8, help="projects the 64 clients are spread over")
+    parser.add_argument("--daemon", default=None, help="daemon file to benchmark (default: the role's remo_broker.py); "
+                        "for A/B runs of a patched copy")
+    parser.add_argument("--load-only", action="store_true", help="only the latency/throughput points")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "bench_daemon.json"))
     parser.add_argument("--py-spy", dest="py_spy", default=None, metavar="DIR",
                         help="also profile the daemon with py-spy during the 64-client and saturation points")
     args = parser.parse_args(argv)
+    if args.daemon:
+        _robustness.DAEMON = os.path.abspath(args.daemon)
 
     base = tempfile.mkdtemp(prefix="rbbench", dir="/tmp")
     res = {"machine": machine(), "args": vars(args), "targets": TARGETS}
@@ -386,12 +398,22 @@ def main(argv=None):
                         res["profile_" + point] = {"error": err.decode(errors="replace")[-500:]}
         res["audit_after_load"] = broker.admin("status")["audit"]
         res["rss_after_load_mib"] = broker.rss_kib() / 1024.0
-        res["push"] = bench_push(broker)
-        sys.stderr.write("push: %s\n" % res["push"])
+        if not args.load_only:
+            res["push"] = bench_push(broker)
+            sys.stderr.write("push: %s\n" % res["push"])
     finally:
         broker.stop()
         echo.stop()
-    res["audit_lines"] = sum(1 for _ in open(broker.audit_log, "rb"))
+    with open(broker.audit_log, "rb") as handle:
+        res["audit_lines"] = sum(1 for _ in handle)
+    if args.load_only:
+        for key in ("single", "c64", "sat"):
+            d, e = res[key + "_daemon"], res[key + "_echo"]
+            print("%s: daemon %s | echo %s | ratio %.2f" % (
+                key, {k: round(v, 2) for k, v in d.items()}, {k: round(v, 2) for k, v in e.items()},
+                d.get("throughput_rps", e["p50_us"]) / e.get("throughput_rps", d["p50_us"])))
+        shutil.rmtree(base, ignore_errors=True)
+        return 0
     res["ready"] = bench_ready(base)
     res["ready_50"] = bench_ready(base, runs=5, projects=50)
     res["idle"] = bench_idle_rss(base)
@@ -436,7 +458,8 @@ def table(res):
         res["ready"]["p50_ms"] < t["ready_ms"], "ms")
     row("start -> READY (p50, 50 restored)", res["ready_50"]["p50_ms"], None, None, "< %g ms" % t["ready_ms"],
         res["ready_50"]["p50_ms"] < t["ready_ms"], "ms")
-    row("idle RSS", res["idle"]["rss_mib"], None, None, "< %g MiB" % t["idle_rss_mib"],
+    row("idle RSS (VmRSS; anon %.1f + file %.1f)" % (res["idle"]["anon_mib"], res["idle"]["file_mib"]),
+        res["idle"]["rss_mib"], None, None, "< %g MiB" % t["idle_rss_mib"],
         res["idle"]["rss_mib"] < t["idle_rss_mib"], "MiB")
     return rows
 

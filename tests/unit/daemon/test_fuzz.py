@@ -164,6 +164,8 @@ def test_fuzz_live_daemon(tmp_path):
                  admin_ch.connections, project_ch.closes, admin_ch.closes, rss_warm or 0, rss_end,
                  sorted(project_ch.by_code.items()), sorted(admin_ch.by_code.items())))
         assert total >= TARGET_MESSAGES, "only %d messages in the %ss budget" % (total, TIME_BUDGET)
+        # internal_error means a handler crashed on client input: never acceptable.
+        assert "internal_error" not in project_ch.by_code and "internal_error" not in admin_ch.by_code
         assert rss_warm is not None
         assert rss_end - rss_warm < RSS_GROWTH_LIMIT_KIB, "RSS grew %d KiB during the fuzz run" % (rss_end - rss_warm)
     finally:
