@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import json
 import os
 import re
@@ -28,23 +29,33 @@ import shutil
 import subprocess
 import threading
 
-try:
-    import tomli
-except ImportError as exc:  # pragma: no cover - exercised only without tomli
-    HAS_TOMLI = False
-    TOMLI_IMPORT_ERROR = exc
-else:
-    HAS_TOMLI = True
-    TOMLI_IMPORT_ERROR = None
+# tomli and pyrage are imported on first use, not with this module: tomli when a config file has to
+# be parsed, pyrage when an age secret is decrypted. ansible-playbook runs each task in a new worker
+# process, where these imports cost about 3 ms (tomli compiles its regexes) and 2 ms (pyrage loads a
+# native library). HAS_TOMLI and HAS_PYRAGE are None until the first attempt, then True or False
+# (tests set False to simulate a missing package).
+HAS_TOMLI = None
+HAS_PYRAGE = None
+_OPTIONAL = {}
 
-try:
-    import pyrage
-except ImportError as exc:  # pragma: no cover - exercised only without pyrage
-    HAS_PYRAGE = False
-    PYRAGE_IMPORT_ERROR = exc
-else:
-    HAS_PYRAGE = True
-    PYRAGE_IMPORT_ERROR = None
+
+def _optional(name):
+    """Return the optional module ``name``, importing it once; None when it cannot be imported."""
+    if name not in _OPTIONAL:
+        try:
+            _OPTIONAL[name] = importlib.import_module(name)
+        except ImportError:
+            _OPTIONAL[name] = None
+    return _OPTIONAL[name]
+
+
+def _tomli():
+    return None if HAS_TOMLI is False else _optional("tomli")
+
+
+def _pyrage():
+    return None if HAS_PYRAGE is False else _optional("pyrage")
+
 
 DEFAULT_BINARY = "fnox"
 BINARY_ENV = "REMO_BROKER_FNOX_BINARY"
@@ -159,9 +170,9 @@ class NeedsBinary(Exception):
 
 def check_dependencies(need_age=False):
     missing = []
-    if not HAS_TOMLI:
+    if _tomli() is None:
         missing.append("tomli")
-    if need_age and not HAS_PYRAGE:
+    if need_age and _pyrage() is None:
         missing.append("pyrage")
     if missing:
         raise FnoxDependencyError("the Python package(s) %s are required to read fnox configs; %s"
@@ -388,6 +399,7 @@ def _check_section(path, text, where, data, is_profile):
 def parse_config_text(path, text):
     """Parse TOML 1.1 text (tomli >= 2.5) and check it against fnox's schema."""
     check_dependencies()
+    tomli = _tomli()
     try:
         data = tomli.loads(text)
     except tomli.TOMLDecodeError as exc:
@@ -873,6 +885,8 @@ def _decode_b64_or_raw(value):
 
 def parse_identities(text, origin):
     """SSH private key first (unencrypted), else an age identity file. ``origin`` names the source."""
+    check_dependencies(need_age=True)
+    pyrage = _pyrage()
     if "PRIVATE KEY-----" in text:
         try:
             return [pyrage.ssh.Identity.from_buffer(text.encode("utf-8"))]
@@ -1050,7 +1064,7 @@ class Resolver:
             raise FnoxDecryptError("secret %r: the value is not a binary age v1 file (fnox cannot read armored "
                                    "or other formats)" % key)
         try:
-            plain = pyrage.decrypt(blob, identities)
+            plain = _pyrage().decrypt(blob, identities)
         except Exception as exc:  # pylint: disable=broad-except
             reason = "no identity matched" if "No matching keys" in str(exc) else "the age file is corrupt or truncated"
             raise FnoxDecryptError("secret %r: age decryption with provider %r failed (%s; identity from %s)"
@@ -1064,7 +1078,7 @@ class Resolver:
 # ----------------------------------------------------------------------------------------
 # The fnox binary (commands/get.rs through a subprocess).
 
-_FNOX_CODE = re.compile(r"\bfnox::[a-z0-9_]+(?:::[a-z0-9_]+)*")
+_FNOX_CODE = r"\bfnox::[a-z0-9_]+(?:::[a-z0-9_]+)*"   # compiled by re's cache when first needed
 _MISSING_PHRASE = "not found and no default provided"
 
 
@@ -1109,7 +1123,7 @@ def run_binary(key, cwd, binary=DEFAULT_BINARY, profiles=None, config=None, env=
                                  % (path, exc.strerror, why, BINARY_ENV)) from None
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace")
-        codes = _FNOX_CODE.findall(err)
+        codes = re.findall(_FNOX_CODE, err)
         fcode = codes[0] if codes else None
         if fcode == "fnox::secret::not_found":
             raise FnoxNotDefined(key, profiles or ["default"], ["(as reported by %s)" % path])
