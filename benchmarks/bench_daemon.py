@@ -55,6 +55,7 @@ import _robustness  # noqa: E402  pylint: disable=wrong-import-position
 from _robustness import BrokerProc  # noqa: E402  pylint: disable=wrong-import-position
 
 ECHO = os.path.join(HERE, "echo_server.py")
+MODULE = True   # start the daemon as the systemd unit does (python -s -m remo_broker)
 GET = b'{"op":"get","name":"TOKEN"}\n'
 TARGETS = {
     "p99_1_us": 300.0,          # 1-client p99 under 300 us
@@ -261,20 +262,20 @@ def bench_ready(base, runs=10, projects=0):
         d = os.path.join(base, "ready%d-%d" % (projects, i))
         if projects:
             if i == 0:
-                seed = BrokerProc(d, rate_limit=0).start()
+                seed = BrokerProc(module=MODULE, base=d, rate_limit=0).start()
                 for k in range(projects):
                     seed.add_project("r%02d" % k, ("TOKEN",), base=pbase)
                 seed.stop()
             else:
                 shutil.copytree(os.path.join(base, "ready%d-0" % projects, "state"), os.path.join(d, "state"))
-        broker = BrokerProc(d, rate_limit=0).start()
+        broker = BrokerProc(module=MODULE, base=d, rate_limit=0).start()
         times.append(broker.ready_seconds * 1000.0)
         broker.stop()
     return {"p50_ms": pct(times, 50), "max_ms": max(times), "runs": runs, "projects": projects}
 
 
 def bench_idle_rss(base):
-    broker = BrokerProc(os.path.join(base, "idle"), rate_limit=None).start()
+    broker = BrokerProc(module=MODULE, base=os.path.join(base, "idle"), rate_limit=None).start()
     try:
         broker.add_project("idle", ("TOKEN", "DB"))
         broker.admin_ok("push-creds", secrets={"TOKEN": "t" * 40, "DB": {"user": "u", "password": "p"}})
@@ -349,6 +350,7 @@ def machine():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of the latency/throughput points (median reported)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per load point")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per load point")
     parser.add_argument("--clients", type=int, default=64)
@@ -358,18 +360,23 @@ def main(argv=None):
     parser.add_argument("--projects", type=int, default=8, help="projects the 64 clients are spread over")
     parser.add_argument("--daemon", default=None, help="daemon file to benchmark (default: the role's remo_broker.py); "
                         "for A/B runs of a patched copy")
+    parser.add_argument("--launch", choices=("module", "script"), default="module",
+                        help="module: `python -s -m remo_broker` as the systemd unit does (default); "
+                             "script: `python remo_broker.py`")
     parser.add_argument("--load-only", action="store_true", help="only the latency/throughput points")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "bench_daemon.json"))
     parser.add_argument("--py-spy", dest="py_spy", default=None, metavar="DIR",
                         help="also profile the daemon with py-spy during the 64-client and saturation points")
     args = parser.parse_args(argv)
+    global MODULE  # pylint: disable=global-statement
+    MODULE = args.launch == "module"
     if args.daemon:
         _robustness.DAEMON = os.path.abspath(args.daemon)
 
     base = tempfile.mkdtemp(prefix="rbbench", dir="/tmp")
     res = {"machine": machine(), "args": vars(args), "targets": TARGETS}
     echo = Echo(base)
-    broker = BrokerProc(os.path.join(base, "d"), rate_limit=0).start()
+    broker = BrokerProc(module=MODULE, base=os.path.join(base, "d"), rate_limit=0).start()
     try:
         projects = ["b%02d" % i for i in range(args.projects)]
         for name in projects:
@@ -379,23 +386,38 @@ def main(argv=None):
         epaths = [echo.path] * args.clients
         sys.stderr.write("daemon pid %d, echo pid %d, base %s\n" % (broker.pid, echo.pid, base))
 
-        for label, path in (("daemon", broker.project_socket(projects[0])), ("echo", echo.path)):
-            res["single_" + label] = run_single(path, args.single, 2000)
-            sys.stderr.write("single %s: %s\n" % (label, res["single_" + label]))
-        for point, depth in (("c64", 1), ("sat", args.pipeline)):
-            for label, paths, pid in (("daemon", dpaths, broker.pid), ("echo", epaths, echo.pid)):
-                spy = None
-                if args.py_spy and label == "daemon":
-                    os.makedirs(args.py_spy, exist_ok=True)
-                    spy = profile(pid, args.duration + args.warmup + 0.5, os.path.join(args.py_spy, "profile_" + point))
-                res["%s_%s" % (point, label)] = run_multi(paths, depth, args.workers, args.warmup, args.duration, pid)
-                sys.stderr.write("%s %s: %s\n" % (point, label, res["%s_%s" % (point, label)]))
-                if spy is not None:
-                    _out, err = spy[0].communicate(timeout=120)
-                    if spy[0].returncode == 0:
-                        res["profile_" + point] = summarize_profile(spy[1])
-                    else:
-                        res["profile_" + point] = {"error": err.decode(errors="replace")[-500:]}
+        res["load_average_at_start"] = os.getloadavg()
+        runs = {}
+        for rep in range(args.repeat):
+            # daemon and echo alternate within each repetition, so drift hits both alike
+            for label, path in (("daemon", broker.project_socket(projects[0])), ("echo", echo.path)):
+                r = run_single(path, args.single, 2000)
+                runs.setdefault("single_" + label, []).append(r)
+                sys.stderr.write("[%d] single %s: %s\n" % (rep, label, r))
+            for point, depth in (("c64", 1), ("sat", args.pipeline)):
+                for label, paths, pid in (("daemon", dpaths, broker.pid), ("echo", epaths, echo.pid)):
+                    spy = None
+                    if args.py_spy and label == "daemon" and rep == 0:
+                        os.makedirs(args.py_spy, exist_ok=True)
+                        spy = profile(pid, args.duration + args.warmup + 0.5, os.path.join(args.py_spy, "profile_" + point))
+                    r = run_multi(paths, depth, args.workers, args.warmup, args.duration, pid)
+                    runs.setdefault("%s_%s" % (point, label), []).append(r)
+                    sys.stderr.write("[%d] %s %s: %s\n" % (rep, point, label, r))
+                    if spy is not None:
+                        _out, err = spy[0].communicate(timeout=120)
+                        if spy[0].returncode == 0:
+                            res["profile_" + point] = summarize_profile(spy[1])
+                        else:
+                            res["profile_" + point] = {"error": err.decode(errors="replace")[-500:]}
+        # Report the median repetition of each point (by throughput, or by p99 for 1 client);
+        # every repetition is kept in the JSON.
+        for key, values in runs.items():
+            metric = "p99_us" if key.startswith("single") else "throughput_rps"
+            res[key] = sorted(values, key=lambda r: r[metric])[len(values) // 2]
+            res[key + "_runs"] = values
+        ratios = {p: sorted(runs[p + "_daemon"][i]["throughput_rps"] / runs[p + "_echo"][i]["throughput_rps"]
+                            for i in range(args.repeat)) for p in ("c64", "sat")}
+        res["ratio_runs"] = ratios
         res["audit_after_load"] = broker.admin("status")["audit"]
         res["rss_after_load_mib"] = broker.rss_kib() / 1024.0
         if not args.load_only:
@@ -407,6 +429,7 @@ def main(argv=None):
     with open(broker.audit_log, "rb") as handle:
         res["audit_lines"] = sum(1 for _ in handle)
     if args.load_only:
+        print("ratios per repetition: %s" % res["ratio_runs"])
         for key in ("single", "c64", "sat"):
             d, e = res[key + "_daemon"], res[key + "_echo"]
             print("%s: daemon %s | echo %s | ratio %.2f" % (
@@ -444,11 +467,11 @@ def table(res):
     c_d, c_e = res["c64_daemon"], res["c64_echo"]
     row("get p50, 64 clients", c_d["p50_us"], c_e["p50_us"], c_d["p50_us"] / c_e["p50_us"], None, None, "us")
     row("get p99, 64 clients", c_d["p99_us"], c_e["p99_us"], c_d["p99_us"] / c_e["p99_us"], None, None, "us")
-    r64 = c_d["throughput_rps"] / c_e["throughput_rps"]
+    r64 = statistics.median(res["ratio_runs"]["c64"])
     row("throughput, 64 clients", c_d["throughput_rps"], c_e["throughput_rps"], r64,
         ">= %g x echo" % t["ratio_64"], r64 >= t["ratio_64"], "req/s")
     x_d, x_e = res["sat_daemon"], res["sat_echo"]
-    rsat = x_d["throughput_rps"] / x_e["throughput_rps"]
+    rsat = statistics.median(res["ratio_runs"]["sat"])
     row("throughput, 64 x 16 pipelined", x_d["throughput_rps"], x_e["throughput_rps"], rsat,
         ">= %g x echo" % t["ratio_sat"], rsat >= t["ratio_sat"], "req/s")
     row("push-creds, 1,000 secrets (p50)", res["push"]["p50_ms"], None, None, "< %g ms" % t["push_ms"],
@@ -466,8 +489,13 @@ def table(res):
 
 def render(res, rows):
     m = res["machine"]
-    out = ["machine: %s cores, %s, Python %s, Linux %s, commit %s, %s"
-           % (m["nproc"], m["cpu"] or "cpu?", m["python"], m["kernel"], m["commit"], m["date"]), "",
+    out = ["machine: %s cores, %s, Python %s, Linux %s, commit %s, %s; load average at start %s; "
+           "daemon started as %s; %d repetitions, median shown (ratio = median of per-repetition ratios: c64 %s, sat %s)"
+           % (m["nproc"], m["cpu"] or "cpu?", m["python"], m["kernel"], m["commit"], m["date"],
+              "/".join("%.2f" % x for x in res["load_average_at_start"]),
+              "`python -s -m remo_broker`" if res["args"]["launch"] == "module" else "`python remo_broker.py`",
+              res["args"]["repeat"], ["%.2f" % x for x in res["ratio_runs"]["c64"]],
+              ["%.2f" % x for x in res["ratio_runs"]["sat"]]), "",
            "| metric | daemon | echo baseline | ratio | target | met |", "|---|---:|---:|---:|---|---|"]
     for r in rows:
         num = lambda v: "" if v is None else ("%.0f" % v if abs(v) >= 1000 else "%.1f" % v)
