@@ -167,8 +167,10 @@ def test_resolver_bytecode_is_cached_when_python_allows_it(tmp_path):
 
 def test_import_resolver_falls_back_to_the_collection_loader(fnox_lookup, monkeypatch):
     monkeypatch.delitem(sys.modules, fnox_lookup._RESOLVER)
-    monkeypatch.setattr(fnox_lookup.importlib.util, "spec_from_file_location",
-                        lambda *a, **k: (_ for _ in ()).throw(ImportError("no source loader")))
+
+    def no_source_loader(*args, **kwargs):
+        raise ImportError("no source loader")
+    monkeypatch.setattr(fnox_lookup.importlib.util, "spec_from_file_location", no_source_loader)
     module = fnox_lookup._import_resolver()
     assert module.__name__ == fnox_lookup._RESOLVER
     assert module is sys.modules[fnox_lookup._RESOLVER]
