@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
@@ -199,7 +198,7 @@ def run_multi(paths, depth, workers, warmup, duration, server_pid):
     cpu_server0 = proc_cpu_seconds(server_pid)
     time.sleep(duration)
     cpu_server = proc_cpu_seconds(server_pid) - cpu_server0
-    results = [out_q.get(timeout=duration + warmup + 60) for _ in procs]
+    results = [out_q.get(timeout=duration + warmup + 60) for _proc in procs]
     for proc in procs:
         proc.join(timeout=30)
     lat = [x for r in results for x in r[3]]
@@ -284,7 +283,7 @@ def bench_idle_rss(base):
         fields = {}
         with open("/proc/%d/status" % broker.pid, encoding="ascii") as handle:
             for line in handle:
-                key, _, value = line.partition(":")
+                key, _sep, value = line.partition(":")
                 if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
                     fields[key] = int(value.split()[0]) / 1024.0
         return {"rss_mib": fields["VmRSS"], "anon_mib": fields.get("RssAnon"), "file_mib": fields.get("RssFile")}
@@ -310,7 +309,7 @@ def summarize_profile(raw, top=18):
     total = 0
     with open(raw, encoding="utf-8", errors="replace") as handle:
         for line in handle:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
+            stack, _sep, count = line.rstrip("\n").rpartition(" ")
             if not stack:
                 continue
             count = int(count)
@@ -323,7 +322,11 @@ def summarize_profile(raw, top=18):
                 self_t[names[-1]] = self_t.get(names[-1], 0) + count
             for name in set(names):
                 incl_t[name] = incl_t.get(name, 0) + count
-    fmt = lambda d: [(k, round(100.0 * v / total, 1)) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+
+    def fmt(counts):
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        return [(k, round(100.0 * v / total, 1)) for k, v in ranked]
+
     return {"samples": total, "threads": fmt(threads), "self": fmt(self_t), "inclusive": fmt(incl_t)}
 
 
@@ -349,7 +352,7 @@ def machine():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of the latency/throughput points (median reported)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per load point")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per load point")
@@ -404,7 +407,7 @@ def main(argv=None):
                     runs.setdefault("%s_%s" % (point, label), []).append(r)
                     sys.stderr.write("[%d] %s %s: %s\n" % (rep, point, label, r))
                     if spy is not None:
-                        _out, err = spy[0].communicate(timeout=120)
+                        err = spy[0].communicate(timeout=120)[1]
                         if spy[0].returncode == 0:
                             res["profile_" + point] = summarize_profile(spy[1])
                         else:
@@ -427,7 +430,7 @@ def main(argv=None):
         broker.stop()
         echo.stop()
     with open(broker.audit_log, "rb") as handle:
-        res["audit_lines"] = sum(1 for _ in handle)
+        res["audit_lines"] = sum(1 for _line in handle)
     if args.load_only:
         print("ratios per repetition: %s" % res["ratio_runs"])
         for key in ("single", "c64", "sat"):
@@ -497,8 +500,11 @@ def render(res, rows):
               res["args"]["repeat"], ["%.2f" % x for x in res["ratio_runs"]["c64"]],
               ["%.2f" % x for x in res["ratio_runs"]["sat"]]), "",
            "| metric | daemon | echo baseline | ratio | target | met |", "|---|---:|---:|---:|---|---|"]
+
+    def num(v):
+        return "" if v is None else ("%.0f" % v if abs(v) >= 1000 else "%.1f" % v)
+
     for r in rows:
-        num = lambda v: "" if v is None else ("%.0f" % v if abs(v) >= 1000 else "%.1f" % v)
         out.append("| %s | %s %s | %s | %s | %s | %s |" % (
             r["metric"], num(r["daemon"]), r["unit"], "" if r["echo"] is None else num(r["echo"]) + " " + r["unit"],
             "" if r["ratio"] is None else "%.2f" % r["ratio"], r["target"] or "",

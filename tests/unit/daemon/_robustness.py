@@ -53,21 +53,22 @@ def check_reply(line, codes, events_ok=False):
         reply = json.loads(text)
     except ValueError:
         raise ReplyError("reply is not JSON: %r" % line[:200]) from None
-    if type(reply) is not dict:
+    if not isinstance(reply, dict):
         raise ReplyError("reply is not a JSON object: %r" % line[:200])
     if events_ok and "event" in reply and "ok" not in reply:
-        if reply.get("event") != "changed" or type(reply.get("names")) is not list or type(reply.get("at")) is not str:
+        if reply.get("event") != "changed" or not isinstance(reply.get("names"), list) \
+                or not isinstance(reply.get("at"), str):
             raise ReplyError("malformed watch event: %r" % line[:200])
         return reply
     ok = reply.get("ok")
-    if type(ok) is not bool:
+    if not isinstance(ok, bool):
         raise ReplyError("reply has no boolean 'ok': %r" % line[:200])
     if not ok:
         if reply.get("code") not in codes:
             raise ReplyError("reply code %r is not a documented code: %r" % (reply.get("code"), line[:200]))
-        if type(reply.get("message")) is not str:
+        if not isinstance(reply.get("message"), str):
             raise ReplyError("error reply has no string 'message': %r" % line[:200])
-        if "details" in reply and type(reply["details"]) is not dict:
+        if "details" in reply and not isinstance(reply["details"], dict):
             raise ReplyError("error reply 'details' is not an object: %r" % line[:200])
     return reply
 
@@ -216,7 +217,7 @@ class BrokerProc:
         else:
             head = [sys.executable, DAEMON]
         argv = head + ["serve", "--run-dir", self.run_dir, "--state-dir", self.state_dir,
-                "--audit-log", self.audit_log]
+                       "--audit-log", self.audit_log]
         if self.rate_limit is not None:
             argv += ["--rate-limit", str(self.rate_limit)]
         if self.client_timeout is not None:
@@ -409,17 +410,17 @@ class Mutator:
             return rnd.randint(-(1 << 40), 1 << 40)
         if kind < 0.75:
             return "".join(chr(rnd.choice((rnd.randint(0, 0x7f), rnd.randint(0, 0x10ffff))))
-                           for _ in range(rnd.randint(0, 40)))
+                           for _i in range(rnd.randint(0, 40)))
         if kind < 0.9:
-            return [self._json_value(depth + 1) for _ in range(rnd.randint(0, 4))]
+            return [self._json_value(depth + 1) for _i in range(rnd.randint(0, 4))]
         return {self.rnd.choice(("op", "name", "field", "secrets", "project", "x")): self._json_value(depth + 1)
-                for _ in range(rnd.randint(0, 4))}
+                for _i in range(rnd.randint(0, 4))}
 
     def structural(self):
         """A valid JSON line with fields replaced, dropped, added or re-typed."""
         rnd = self.rnd
         req = dict(rnd.choice(self.corpus))
-        for _ in range(rnd.randint(1, 3)):
+        for _i in range(rnd.randint(1, 3)):
             action = rnd.random()
             keys = list(req)
             if action < 0.35 and keys:
@@ -441,13 +442,13 @@ class Mutator:
         """A request the daemon should answer without closing: right types, odd values."""
         rnd = self.rnd
         req = dict(rnd.choice(self.corpus))
-        for _ in range(rnd.randint(0, 3)):
+        for _i in range(rnd.randint(0, 3)):
             action = rnd.random()
             if action < 0.4:
                 req[rnd.choice(("extra", "x", "project", "pad", "secrets_", "\u0000"))] = self._json_value()
-            elif action < 0.8 and type(req.get("name")) is str:
+            elif action < 0.8 and isinstance(req.get("name"), str):
                 req["name"] = rnd.choice((
-                    "".join(chr(rnd.randint(0, 0x10ffff)) for _ in range(rnd.randint(0, 20))),
+                    "".join(chr(rnd.randint(0, 0x10ffff)) for _i in range(rnd.randint(0, 20))),
                     rnd.choice(("TOKEN", "DB", "API_KEY", "A" * 128, "A" * 129, "", "\ud800", "\x00",
                                 "token", "T OKEN", "fz-other", "admin"))))
             elif "field" in req:
@@ -459,7 +460,7 @@ class Mutator:
         """A valid request with random byte edits (flip, insert, delete, splice)."""
         rnd = self.rnd
         data = bytearray(rnd.choice(self.encoded))
-        for _ in range(rnd.randint(1, 4)):
+        for _i in range(rnd.randint(1, 4)):
             action = rnd.random()
             pos = rnd.randint(0, len(data))
             if action < 0.3 and data:
@@ -477,7 +478,7 @@ class Mutator:
 
     def random_bytes(self):
         rnd = self.rnd
-        return bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 200)))
+        return bytes(rnd.getrandbits(8) for _i in range(rnd.randint(0, 200)))
 
     def special(self):
         """Huge lines, deep nesting, long numbers, NULs."""
@@ -526,7 +527,7 @@ class Mutator:
 
     def fragments(self, data):
         """Split ``data`` into 1-4 random pieces (exercises the daemon's line buffering)."""
-        cuts = sorted(self.rnd.randint(0, len(data)) for _ in range(self.rnd.randint(0, 3)))
+        cuts = sorted(self.rnd.randint(0, len(data)) for _i in range(self.rnd.randint(0, 3)))
         out, prev = [], 0
         for cut in cuts + [len(data)]:
             out.append(data[prev:cut])

@@ -71,7 +71,7 @@ class Channel:
         # Half the batches are long pipelines of answerable requests (the connection
         # stays open across batches), the rest hostile (usually ending in a close).
         benign = mut.rnd.random() < 0.5
-        data = b"".join(mut.message(benign) for _ in range(size if not benign else size * 4)) + line
+        data = b"".join(mut.message(benign) for _i in range(size if not benign else size * 4)) + line
         sent = []
         for piece in mut.fragments(data):
             if not conn.send(piece):

@@ -119,7 +119,7 @@ def test_sigkill_mid_load_then_restart(tmp_path):
         time.sleep(1.5)
         audit_before = os.path.getsize(broker.audit_log)
         broker.kill()
-        results = [out_q.get(timeout=30) for _ in procs]
+        results = [out_q.get(timeout=30) for _i in procs]
         for proc in procs:
             proc.join(timeout=30)
         ok = sum(r[0] for r in results)
@@ -165,7 +165,7 @@ def test_torn_audit_line_after_kill_is_handled(tmp_path):
     broker.start()
     try:
         broker.add_project(PROJECTS[0], NAMES)
-        for _ in range(20):
+        for _i in range(20):
             broker.project(PROJECTS[0], "get", name="PLAIN")
         time.sleep(0.3)  # let the writer flush
         broker.kill()
@@ -178,7 +178,7 @@ def test_torn_audit_line_after_kill_is_handled(tmp_path):
         broker.start()
         _check_restarted_one = broker.project(PROJECTS[0], "ping")
         assert _check_restarted_one.get("ok") is True
-        for _ in range(5):
+        for _i in range(5):
             broker.project(PROJECTS[0], "get", name="PLAIN")
     finally:
         rc = broker.stop()

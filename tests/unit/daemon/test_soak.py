@@ -107,7 +107,7 @@ def _run_load(broker, total, rate=0):
              for i in range(N_PROCS)]
     for proc in procs:
         proc.start()
-    results = [result_q.get(timeout=TIME_BUDGET) for _ in procs]
+    results = [result_q.get(timeout=TIME_BUDGET) for _i in procs]
     for proc in procs:
         proc.join(timeout=30)
     seconds = time.monotonic() - t0
