@@ -194,9 +194,10 @@ def option_definitions():
 
     ansible-playbook forks a new worker for every task, and the first time a worker loads this plugin
     the loader parses DOCUMENTATION and four doc fragments as YAML to learn the options (about 5 ms
-    per task). It skips that when the definitions are already registered, so the module registers
-    this table when it is imported. Descriptions stay in DOCUMENTATION for ansible-doc, and a unit test
-    checks that this table equals what ansible parses from the documentation.
+    per task). It skips that when the definitions are already registered, so in a task worker the
+    module registers this table when it is imported. Descriptions stay in DOCUMENTATION for
+    ansible-doc and ansible-config, and a unit test checks that this table equals what ansible
+    parses from the documentation.
     """
     defs = {
         "_terms": {"type": "list", "elements": "str", "required": True},
@@ -216,11 +217,22 @@ def option_definitions():
     return defs
 
 
+def _in_task_worker():
+    """True in the per-task worker processes of ansible-playbook, ansible and ansible-console."""
+    worker = sys.modules.get("ansible.executor.process.worker")
+    if worker is None:
+        return False
+    import multiprocessing  # pylint: disable=import-outside-toplevel
+    return isinstance(multiprocessing.current_process(), worker.WorkerProcess)
+
+
 def _register_option_definitions():
+    # Only in task workers: elsewhere (ansible-config, ansible-doc, tests) the process loads the
+    # plugin once, and tools such as `ansible-config list` show the definitions with descriptions.
     # The loader registers and looks up a collection plugin's options under its Python module name.
     try:
         from ansible import constants as C  # pylint: disable=import-outside-toplevel
-        if not C.config.has_configuration_definition("lookup", __name__):
+        if _in_task_worker() and not C.config.has_configuration_definition("lookup", __name__):
             C.config.initialize_plugin_configuration_definitions("lookup", __name__, option_definitions())
     except Exception:  # pylint: disable=broad-except
         pass  # the loader then reads DOCUMENTATION as usual

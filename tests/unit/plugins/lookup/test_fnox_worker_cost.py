@@ -91,12 +91,14 @@ def test_option_table_matches_documentation(fnox_lookup):
         assert table[name] == runtime, name
 
 
-def test_option_table_is_registered_under_the_loader_name(fnox_lookup):
+def test_outside_a_worker_ansible_parses_the_documentation(fnox_lookup):
     from ansible import constants as C
+    assert not fnox_lookup._in_task_worker()
     assert fnox_lookup.__name__ == "ansible_collections.remo.broker.plugins.lookup.fnox"
-    assert C.config.has_configuration_definition("lookup", fnox_lookup.__name__)
-    registered = C.config.get_configuration_definitions("lookup", fnox_lookup.__name__)
-    assert _plain(registered) == fnox_lookup.option_definitions()
+    registered = _plain(C.config.get_configuration_definitions("lookup", fnox_lookup.__name__))
+    assert "description" in registered["timeout"], "ansible-config must still see the descriptions"
+    runtime = {name: {k: v for k, v in spec.items() if k in RUNTIME_KEYS} for name, spec in registered.items()}
+    assert runtime == fnox_lookup.option_definitions()
 
 
 def test_option_table_is_a_fresh_copy(fnox_lookup):
@@ -125,8 +127,16 @@ def _fresh_python(code, env=None):
     return proc.stdout
 
 
-def test_fresh_process_loads_resolver_with_source_loader_and_no_yaml_docs(tmp_path):
-    out = _fresh_python("""
+# what multiprocessing.current_process() returns inside a task worker of ansible-playbook
+AS_WORKER = textwrap.dedent("""\
+    import multiprocessing.process
+    from ansible.executor.process.worker import WorkerProcess
+    multiprocessing.process._current_process = WorkerProcess.__new__(WorkerProcess)
+    """)
+
+
+def test_fresh_worker_loads_resolver_with_source_loader_and_no_yaml_docs(tmp_path):
+    out = _fresh_python(AS_WORKER + textwrap.dedent("""
         import ansible.plugins.loader as L
         calls = []
         orig = L.add_fragments
@@ -140,7 +150,7 @@ def test_fresh_process_loads_resolver_with_source_loader_and_no_yaml_docs(tmp_pa
         print("tomli" in sys.modules, "pyrage" in sys.modules)
         plugin.set_options(var_options={}, direct={})
         print(plugin.get_option("timeout"), plugin.get_option("on_missing"), plugin.get_option("binary"))
-        """, env={"PYTHONPYCACHEPREFIX": str(tmp_path)})
+        """), env={"PYTHONPYCACHEPREFIX": str(tmp_path)})
     loader, path, bound, fragments, imported, options = out.splitlines()
     assert loader == importlib.machinery.SourceFileLoader.__name__
     assert os.path.realpath(path) == os.path.realpath(os.path.join(REPO, "plugins", "plugin_utils", "_fnox.py"))
@@ -148,6 +158,16 @@ def test_fresh_process_loads_resolver_with_source_loader_and_no_yaml_docs(tmp_pa
     assert fragments == "0", "the documentation was parsed although the option table was registered"
     assert imported == "False False", "tomli/pyrage must not be imported before they are needed"
     assert options == "30.0 error fnox"
+
+
+def test_ansible_config_still_sees_descriptions():
+    out = _fresh_python("""
+        import ansible.plugins.loader as L
+        from ansible import constants as C
+        plugin = lookup_loader.get("remo.broker.fnox", class_only=True)
+        print("description" in C.config.get_configuration_definitions("lookup", plugin._load_name)["timeout"])
+        """)
+    assert out.strip() == "True"
 
 
 def test_resolver_bytecode_is_cached_when_python_allows_it(tmp_path):
