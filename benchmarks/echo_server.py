@@ -1,18 +1,24 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
-"""Baseline for benchmarks/bench_daemon.py: a bare asyncio Unix-socket line echo server.
+"""Baselines for benchmarks/bench_daemon.py: bare asyncio Unix-socket line echo servers.
 
-It does the least a line-oriented asyncio server can do and has the same I/O shape as
-the daemon (an ``asyncio.Protocol``; every complete line of one read is answered, all
-answers of that read go out in ONE ``transport.write``), so the daemon's numbers can be
-read as a ratio to "asyncio + the kernel" on the same machine in the same run.
+``--mode streams`` (the issue's calibration, and the baseline the targets are judged
+against): the canonical asyncio echo server, ``asyncio.start_unix_server`` with
+``reader.readline()``, ``writer.write(line)`` and ``await writer.drain()`` per line.
 
-    python3 benchmarks/echo_server.py SOCKET_PATH
+``--mode protocol`` (a stricter floor, shown for context): an ``asyncio.Protocol`` with
+the daemon's I/O shape: every complete line of one read is answered and all answers of
+that read go out in ONE ``transport.write``.  It does the least a line-oriented asyncio
+server can do.
+
+    python3 benchmarks/echo_server.py [--mode streams|protocol] SOCKET_PATH
 """
 
+import argparse
 import asyncio
 import os
+import signal
 import sys
 
 
@@ -40,15 +46,32 @@ class Echo(asyncio.Protocol):
         return False
 
 
-async def main(path):
+async def handle(reader, writer):
+    """The canonical streams echo: one readline, one write, one drain per line."""
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            writer.write(line)
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(path, mode):
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
     loop = asyncio.get_running_loop()
-    server = await loop.create_unix_server(Echo, path, backlog=1024)
+    if mode == "streams":
+        server = await asyncio.start_unix_server(handle, path, backlog=1024)
+    else:
+        server = await loop.create_unix_server(Echo, path, backlog=1024)
     stop = loop.create_future()
-    import signal
     loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
     loop.add_signal_handler(signal.SIGINT, stop.set_result, None)
     sys.stdout.write("READY\n")
@@ -58,4 +81,8 @@ async def main(path):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--mode", choices=("streams", "protocol"), default="streams")
+    parser.add_argument("path")
+    opts = parser.parse_args()
+    asyncio.run(main(opts.path, opts.mode))

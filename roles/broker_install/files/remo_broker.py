@@ -24,6 +24,7 @@ if __name__ == "__main__":
 import argparse
 import hashlib
 import json
+import marshal
 import os
 import re
 import socket
@@ -1662,7 +1663,7 @@ def _release_startup_memory():
 
 
 # ===========================================================================
-# Audit log: JSONL, hash-chained, written by a background thread
+# Audit log: JSONL, hash-chained, written by a writer process
 # ===========================================================================
 def _audit_line_hash(line):
     return hashlib.sha256(line).hexdigest()
@@ -1730,74 +1731,426 @@ def _truncate_torn_tail(path):
         os.close(fd)
 
 
-class AuditWriter:
-    """Buffers audit events in memory; a daemon thread serializes and appends them.
+# Backpressure and batching of the audit pipe (daemon-side constants, not protocol).
+AUDIT_HIGH_WATER = 10000    # events not yet written: above this, project connections stop reading
+AUDIT_LOW_WATER = 2500      # ... and resume below this
+AUDIT_BATCH = 1024          # queued events that trigger a send to the writer without waiting for the timer
+REQ_CACHE_ENTRIES = 1024   # parsed project request lines kept (flat, string-valued requests only)
+REQ_CACHE_LINE_BYTES = 512
+AUDIT_LOCK_WAIT = 5.0       # seconds to wait at start for a previous writer process to finish
+_AUDIT_SHM = struct.Struct("<QQQQQQQ")   # seq, consumed, lines_written, write_errors, dropped, pending, healthy
+_AUDIT_ERR_OFF = 64                      # u16 length + utf-8 text of last_error
+_AUDIT_FRAME = struct.Struct("<I")
 
-    ``emit`` is the only call on the serving path: a deque append.  Events are tuples
-    ``(ts, event, project, name, decision, outcome, pid, uid, latency_us, extra)``;
-    ``name`` must be None or a validated secret name, ``extra`` None or a dict of
-    counts.  Lines carry ``prev`` = sha256 of the previous line (genesis: 64 zeros).
+
+class AuditWriter:
+    """Audit events go from the event loop to a writer PROCESS that formats, chains and appends them.
+
+    Serving path: ``emit`` is a deque append of a tuple
+    ``(ts, event, project, name, decision, outcome, pid, uid, latency_us, extra)``
+    (``name`` None or a validated secret name, ``extra`` None or a dict of counts).
+    The loop ``marshal``s the queue in batches (every ``AUDIT_FLUSH_INTERVAL`` or every
+    ``AUDIT_BATCH`` events) into a pipe.  The writer process is forked in ``start``,
+    before the event loop, any thread or any secret exists; audit records carry no
+    values.  It formats each line (the constant middle of a line is cached), chains it
+    (``prev`` = sha256 of the previous line, genesis 64 zeros) and appends the batch with
+    one ``write``.  Its counters (events consumed, lines written, write errors, last
+    error, dropped, pending) are published in a shared anonymous mmap (seqlock).
+
+    Backpressure: when more than ``AUDIT_HIGH_WATER`` events are emitted but not yet
+    consumed by the writer, ``on_pressure(True)`` is called (the broker pauses reading on
+    project connections) until the backlog is below ``AUDIT_LOW_WATER``.
+
+    At stop, the remaining events are sent, the pipe is closed, and the writer drains,
+    writes and exits; ``stop`` waits for it.  If the daemon is SIGKILLed, the writer
+    still drains the pipe; an flock on the audit file makes the next daemon wait for it.
     """
 
     def __init__(self, path):
         import collections
-        import threading
         self.path = path
         self.queue = collections.deque()
+        self.truncated_bytes = 0
+        self.paused = False
+        self.on_pressure = None
+        self.pid = None
+        self.sent = 0
+        self._loop = None
+        self._wfd = None
+        self._out = None            # bytes not yet accepted by the pipe (non-blocking writes)
+        self._shm = None
+        self._dead = False
+        self._lost = 0              # events that could not be handed to the writer
+        self._timer = None
+        self._poll = None
+        # writer-side state (used in the writer process only)
         self.write_errors = 0
         self.last_error = None
         self.healthy = True
         self.dropped = 0
         self.lines_written = 0
+        self.consumed = 0
         self._fd = None
-        self._pending = []          # serialized lines that failed to write
-        self._pending_bytes = 0
+        self._pending = []
         self._prev = AUDIT_GENESIS
-        self._wake = threading.Event()
-        self._stop = False
-        self._lock = threading.Lock()
-        self._thread = None
+        self._mid = {}
         self._sec = -1
         self._sec_prefix = ""
-        self.truncated_bytes = _truncate_torn_tail(path)
-        last = _read_last_line(path)
-        if last is not None:
-            self._prev = _audit_line_hash(last)
 
     # -- serving path -------------------------------------------------------
     def emit(self, event):
         self.queue.append(event)
 
-    # -- writer side ----------------------------------------------------------
+    # -- daemon side --------------------------------------------------------
     def start(self):
-        import threading
-        self._open()
-        self._thread = threading.Thread(target=self._run, name="remo-broker-audit", daemon=True)
-        self._thread.start()
+        """Lock the file, cut a torn tail, find the chain head, fork the writer process."""
+        import mmap
+        lock_fd = self._lock()
+        self.truncated_bytes = _truncate_torn_tail(self.path)
+        last = _read_last_line(self.path)
+        if last is not None:
+            self._prev = _audit_line_hash(last)
+        self._shm = mmap.mmap(-1, 4096)
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        try:
+            import fcntl
+            fcntl.fcntl(wfd, 1031, 1 << 20)    # F_SETPIPE_SZ: 1 MiB of batches in flight
+        except (OSError, ImportError):
+            pass
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the writer process
+            code = 0
+            try:
+                os.close(wfd)
+                self._fd = lock_fd
+                self._child(rfd)
+            except BaseException:  # pylint: disable=broad-except
+                code = 1
+            finally:
+                os._exit(code)  # pylint: disable=protected-access
+        os.close(rfd)
+        if lock_fd is not None:
+            os.close(lock_fd)       # the writer holds the lock now
+        self.pid = pid
+        self._wfd = wfd
+
+    def _lock(self):
+        """Open the audit file and flock it, waiting for a previous writer to finish."""
+        if not self._open():
+            return None
+        import fcntl
+        fd = self._fd
+        self._fd = None
+        deadline = time.monotonic() + AUDIT_LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    _log("warning", "audit log %s is still locked by another writer; continuing" % self.path)
+                    return fd
+                time.sleep(0.01)
+            except OSError:
+                return fd
+
+    def attach(self, loop, on_pressure=None):
+        """Start the periodic send on ``loop``; the pipe becomes non-blocking."""
+        self._loop = loop
+        self.on_pressure = on_pressure
+        if self._wfd is not None:
+            os.set_blocking(self._wfd, False)
+        self._timer = loop.call_later(AUDIT_FLUSH_INTERVAL, self._tick)
+
+    def _tick(self):
+        self.pump()
+        if self._loop is not None and not self._loop.is_closed():
+            self._timer = self._loop.call_later(AUDIT_FLUSH_INTERVAL, self._tick)
+
+    def pump(self):
+        """Send the queued events to the writer (one marshal + one write); apply backpressure."""
+        q = self.queue
+        if q:
+            events = list(q)
+            q.clear()
+            if self._wfd is None or self._dead:
+                self._lost += len(events)
+            else:
+                payload = marshal.dumps(events)
+                self.sent += len(events)
+                self._send(_AUDIT_FRAME.pack(len(payload)) + payload)
+        if self._shm is not None and not self.paused and self.sent - self._consumed() > AUDIT_HIGH_WATER:
+            self._set_paused(True)
+
+    def _consumed(self):
+        return _AUDIT_SHM.unpack_from(self._shm, 0)[1]
+
+    def backlog(self):
+        return self.sent - self._consumed() if self._shm is not None else 0
+
+    def _send(self, data):
+        if self._out:
+            self._out += data
+            return
+        try:
+            n = os.write(self._wfd, data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self._writer_died()
+            return
+        if n < len(data):
+            self._out = bytearray(data[n:])
+            if self._loop is not None and os.get_blocking(self._wfd) is False:
+                self._loop.add_writer(self._wfd, self._writable)
+            else:
+                self._drain_out()
+
+    def _writable(self):
+        try:
+            n = os.write(self._wfd, self._out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._loop.remove_writer(self._wfd)
+            self._writer_died()
+            return
+        del self._out[:n]
+        if not self._out:
+            self._out = None
+            self._loop.remove_writer(self._wfd)
+
+    def _drain_out(self):
+        """Blocking write of everything not yet in the pipe (stop path)."""
+        if not self._out or self._wfd is None:
+            self._out = None
+            return
+        os.set_blocking(self._wfd, True)
+        view = memoryview(bytes(self._out))
+        self._out = None
+        try:
+            while view:
+                view = view[os.write(self._wfd, view):]
+        except OSError:
+            self._writer_died()
+
+    def _writer_died(self):
+        if not self._dead:
+            self._dead = True
+            _log("error", "audit writer process exited; audit events are being dropped")
+        self._lost += self.sent - self._consumed()
+        self.sent = self._consumed()
+        self._out = None
+        if self.paused:
+            self._set_paused(False)
+
+    def _set_paused(self, paused):
+        self.paused = paused
+        if self.on_pressure is not None:
+            self.on_pressure(paused)
+        if paused and self._loop is not None:
+            self._poll = self._loop.call_later(0.002, self._check_resume)
+
+    def _check_resume(self):
+        self._poll = None
+        if not self.paused:
+            return
+        if self._dead or self.sent - self._consumed() < AUDIT_LOW_WATER:
+            self._set_paused(False)
+        elif self._loop is not None and not self._loop.is_closed():
+            self._poll = self._loop.call_later(0.002, self._check_resume)
 
     def stop(self):
-        self._stop = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-        self.flush()
-        if self._fd is not None:
+        """Send what is left, close the pipe, wait for the writer to write it and exit."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._loop is not None and self._out and self._wfd is not None:
+            try:
+                self._loop.remove_writer(self._wfd)
+            except (RuntimeError, ValueError, OSError):
+                pass
+        self._loop = None
+        if self._wfd is not None:
+            os.set_blocking(self._wfd, True)
+            self._drain_out()
+            self.pump()
+            self._drain_out()
+            try:
+                os.close(self._wfd)
+            except OSError:
+                pass
+            self._wfd = None
+        if self.pid is not None:
+            deadline = time.monotonic() + 10.0
+            while True:
+                try:
+                    done, _status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    _log("error", "audit writer did not finish in time")
+                    break
+                time.sleep(0.005)
+
+    def status(self):
+        if self._shm is None:
+            return {"path": self.path, "healthy": self.healthy, "write_errors": self.write_errors,
+                    "last_error": self.last_error, "buffered": len(self.queue), "dropped": self.dropped}
+        shm = self._shm
+        while True:
+            vals = _AUDIT_SHM.unpack_from(shm, 0)
+            (elen,) = struct.unpack_from("<H", shm, _AUDIT_ERR_OFF)
+            err = bytes(shm[_AUDIT_ERR_OFF + 2:_AUDIT_ERR_OFF + 2 + elen])
+            if vals[0] % 2 == 0 and _AUDIT_SHM.unpack_from(shm, 0)[0] == vals[0]:
+                break
+            time.sleep(0.0001)
+        _seq, consumed, written, errors, dropped, pending, healthy = vals
+        last_error = err.decode("utf-8", "replace") or None
+        if self._dead:
+            healthy = 0
+            errors += 1
+            last_error = "audit writer process exited"
+        return {
+            "path": self.path,
+            "healthy": bool(healthy),
+            "write_errors": errors,
+            "last_error": last_error,
+            "buffered": len(self.queue) + (self.sent - consumed) + pending,
+            "dropped": dropped + self._lost,
+            "lines_written": written,
+            "writer_pid": self.pid,
+            "backpressure": self.paused,
+        }
+
+    # -- writer process -----------------------------------------------------
+    def _child(self, rfd):  # pragma: no cover - runs in the writer process
+        import select
+        import signal
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)   # exit on pipe EOF only, after the last batch
+        self.queue = None
+        self._publish()
+        buf = b""
+        hsize = _AUDIT_FRAME.size
+        while True:
+            if self._pending:
+                ready, _w, _x = select.select([rfd], [], [], AUDIT_FLUSH_INTERVAL)
+                if not ready:
+                    self._write()
+                    self._publish()
+                    continue
+            chunk = os.read(rfd, 1 << 20)
+            if not chunk:
+                break
+            buf = buf + chunk if buf else chunk
+            pos = 0
+            end = len(buf)
+            while end - pos >= hsize:
+                (size,) = _AUDIT_FRAME.unpack_from(buf, pos)
+                if end - pos - hsize < size:
+                    break
+                events = marshal.loads(buf[pos + hsize:pos + hsize + size])
+                pos += hsize + size
+                self._format_batch(events)
+            buf = buf[pos:] if pos else buf
+            self._write()
+            self._publish()
+        self._write()
+        self._publish()
+
+    def _publish(self):
+        shm = self._shm
+        seq = _AUDIT_SHM.unpack_from(shm, 0)[0] + 1
+        struct.pack_into("<Q", shm, 0, seq)
+        err = (self.last_error or "").encode("utf-8", "replace")[:1000]
+        _AUDIT_SHM.pack_into(shm, 0, seq, self.consumed, self.lines_written, self.write_errors, self.dropped,
+                             len(self._pending), 1 if self.healthy else 0)
+        struct.pack_into("<H", shm, _AUDIT_ERR_OFF, len(err))
+        shm[_AUDIT_ERR_OFF + 2:_AUDIT_ERR_OFF + 2 + len(err)] = err
+        struct.pack_into("<Q", shm, 0, seq + 1)
+
+    def _middle(self, key):
+        event, project, name, decision, outcome, pid, uid = key
+        mid = '"event":"%s","project":%s,"name":%s,"decision":%s,"outcome":"%s","peer_pid":%s,"peer_uid":%s' % (
+            event,
+            "null" if project is None else '"%s"' % project,
+            "null" if name is None else '"%s"' % name,
+            "null" if decision is None else '"%s"' % decision,
+            outcome,
+            "null" if pid is None else int(pid),
+            "null" if uid is None else int(uid),
+        )
+        if len(self._mid) >= 4096:
+            self._mid.clear()
+        self._mid[key] = mid
+        return mid
+
+    def _format_batch(self, events):
+        """Format and chain ``events`` into ``self._pending`` (lines without newline)."""
+        out = self._pending
+        prev = self._prev
+        sha = hashlib.sha256
+        mids = self._mid
+        sec_now = self._sec
+        prefix = self._sec_prefix
+        for ev in events:
+            ts = ev[0]
+            key = ev[1:8]
+            mid = mids.get(key)
+            if mid is None:
+                mid = self._middle(key)
+            sec = int(ts)
+            if sec != sec_now:
+                sec_now = sec
+                prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            extra = ev[9]
+            if extra:
+                line = ('{"ts":"%s.%06dZ",%s,"latency_us":%d,%s,"prev":"%s"}' % (
+                    prefix, int((ts - sec) * 1e6), mid, ev[8], json.dumps(extra, separators=(",", ":"))[1:-1],
+                    prev)).encode("utf-8")
+            else:
+                line = ('{"ts":"%s.%06dZ",%s,"latency_us":%d,"prev":"%s"}' % (
+                    prefix, int((ts - sec) * 1e6), mid, ev[8], prev)).encode("utf-8")
+            prev = sha(line).hexdigest()
+            out.append(line)
+        self._sec = sec_now
+        self._sec_prefix = prefix
+        self._prev = prev
+        self.consumed += len(events)
+        if len(out) > AUDIT_MAX_BUFFERED:
+            drop = len(out) - AUDIT_MAX_BUFFERED
+            self.dropped += drop
+            del out[:drop]
+
+    def _write(self):
+        out = self._pending
+        if not out:
+            return
+        if not self._open():
+            return
+        data = b"\n".join(out) + b"\n"
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            self._record_error(exc)
             try:
                 os.close(self._fd)
             except OSError:
                 pass
             self._fd = None
-
-    def _run(self):
-        while not self._stop:
-            self._wake.wait(AUDIT_FLUSH_INTERVAL)
-            self._wake.clear()
-            try:
-                self.flush()
-            except Exception as exc:  # pylint: disable=broad-except
-                self.write_errors += 1
-                self.last_error = type(exc).__name__
-                self.healthy = False
+            # Keep only what was not written (whole lines were appended in order; the first
+            # kept item may be the tail of a line, which the next write completes).
+            self._pending = bytes(view).split(b"\n")[:-1]
+            return
+        self.lines_written += len(out)
+        self._pending = []
+        self.healthy = True
 
     def _open(self):
         if self._fd is not None:
@@ -1820,92 +2173,6 @@ class AuditWriter:
         self.write_errors += 1
         self.last_error = "%s: %s" % (type(exc).__name__, exc.strerror or "") if isinstance(exc, OSError) else type(exc).__name__
         self.healthy = False
-
-    def _ts(self, t):
-        sec = int(t)
-        if sec != self._sec:
-            self._sec = sec
-            self._sec_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        return "%s.%06dZ" % (self._sec_prefix, int((t - sec) * 1e6))
-
-    def _format(self, ev):
-        ts, event, project, name, decision, outcome, pid, uid, latency, extra = ev
-        body = '{"ts":"%s","event":"%s","project":%s,"name":%s,"decision":%s,"outcome":"%s","peer_pid":%s,"peer_uid":%s,"latency_us":%d' % (
-            self._ts(ts), event,
-            "null" if project is None else '"%s"' % project,
-            "null" if name is None else '"%s"' % name,
-            "null" if decision is None else '"%s"' % decision,
-            outcome,
-            "null" if pid is None else int(pid),
-            "null" if uid is None else int(uid),
-            latency,
-        )
-        if extra:
-            body += "," + json.dumps(extra, separators=(",", ":"))[1:-1]
-        return body
-
-    def flush(self):
-        """Serialize queued events and append them (called by the thread and at stop)."""
-        with self._lock:
-            q = self.queue
-            out = self._pending
-            size = self._pending_bytes
-            prev = self._prev
-            sha = hashlib.sha256
-            n = 0
-            while True:
-                try:
-                    ev = q.popleft()
-                except IndexError:
-                    break
-                line = ('%s,"prev":"%s"}' % (self._format(ev), prev)).encode("utf-8")
-                prev = sha(line).hexdigest()
-                out.append(line + b"\n")
-                size += len(line) + 1
-                n += 1
-            self._prev = prev
-            if not out:
-                return
-            if len(out) > AUDIT_MAX_BUFFERED:
-                drop = len(out) - AUDIT_MAX_BUFFERED
-                self.dropped += drop
-                del out[:drop]
-                size = sum(len(x) for x in out)
-            if not self._open():
-                self._pending, self._pending_bytes = out, size
-                return
-            data = b"".join(out)
-            view = memoryview(data)
-            try:
-                while view:
-                    written = os.write(self._fd, view)
-                    view = view[written:]
-            except OSError as exc:
-                self._record_error(exc)
-                try:
-                    os.close(self._fd)
-                except OSError:
-                    pass
-                self._fd = None
-                # Keep only what was not written (whole lines were appended in order).
-                rest = bytes(view)
-                self._pending = [rest] if rest else []
-                self._pending_bytes = len(rest)
-                return
-            self.lines_written += len(out)
-            self._pending = []
-            self._pending_bytes = 0
-            self.healthy = True
-
-    def status(self):
-        return {
-            "path": self.path,
-            "healthy": self.healthy,
-            "write_errors": self.write_errors,
-            "last_error": self.last_error,
-            "buffered": len(self.queue) + len(self._pending),
-            "dropped": self.dropped,
-        }
 
 
 def audit_verify(path):
@@ -2070,6 +2337,8 @@ class Connection:
         project = self.project
         if project is not None:
             project.conns.add(self)
+            if broker.audit.paused:
+                transport.pause_reading()
             if project.expected_uid is not None and self.uid != project.expected_uid:
                 project.counters["peer_unexpected"] += 1
                 broker.audit.emit((time.time(), "connect", project.name, None, DECISION_DENY, E_PEER_UNEXPECTED,
@@ -2138,6 +2407,9 @@ class Connection:
             return
         if out:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        audit = self.broker.audit
+        if len(audit.queue) >= AUDIT_BATCH:
+            audit.pump()
         if self.broker.draining and not self.watching and not self.buf:
             self.closed = True
             self.transport.close()
@@ -2182,6 +2454,18 @@ class Broker:
         self.internal_error_reply = _err(E_INTERNAL_ERROR, "internal error (logged by type only)")
         self.hardening = {}
         self._stop_future = None
+        # raw project request line -> parsed request, for flat objects of short strings only
+        # (project lines carry names, never values; admin lines are never cached)
+        self.req_cache = {}
+
+    def _audit_pressure(self, paused):
+        """Audit backlog above the high-water mark: stop reading project connections."""
+        for conn in self.conns:
+            if conn.project is not None and not conn.closed and conn.transport is not None:
+                if paused:
+                    conn.transport.pause_reading()
+                else:
+                    conn.transport.resume_reading()
 
     # ------------------------------------------------------------------
     # sockets
@@ -2354,18 +2638,11 @@ class Broker:
                 return _err(E_RATE_LIMITED, "rate limit of %g requests/s exceeded for project %s" % (self.rate, project.name),
                             extra={"retry_after_seconds": retry})
             project.tokens = tokens - 1.0
-        try:
-            req = json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            self._project_protocol_error(conn, "request is not valid UTF-8", t0)
-        except RecursionError:
-            self._project_protocol_error(conn, "request is nested too deeply", t0)
-        except ValueError:
-            if not line.strip():
+        req = self.req_cache.get(line)
+        if req is None:
+            req = self._parse_project(conn, line, t0)
+            if req is None:
                 return b""
-            self._project_protocol_error(conn, "request is not valid JSON", t0)
-        if not isinstance(req, dict):
-            self._project_protocol_error(conn, "request is not a JSON object", t0)
         op = req.get("op")
         if op == "get":
             name = req.get("name")
@@ -2413,6 +2690,31 @@ class Broker:
             self._project_protocol_error(conn, "request has no string 'op'", t0)
         self._project_protocol_error(conn, "unknown op for a project socket", t0)
         return b""  # not reached
+
+    def _parse_project(self, conn, line, t0):
+        """Parse a project request line (None for a blank line); cache flat string-valued ones."""
+        try:
+            req = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            self._project_protocol_error(conn, "request is not valid UTF-8", t0)
+        except RecursionError:
+            self._project_protocol_error(conn, "request is nested too deeply", t0)
+        except ValueError:
+            if not line.strip():
+                return None
+            self._project_protocol_error(conn, "request is not valid JSON", t0)
+        if not isinstance(req, dict):
+            self._project_protocol_error(conn, "request is not a JSON object", t0)
+        if len(line) <= REQ_CACHE_LINE_BYTES and len(req) <= 4:
+            for value in req.values():
+                if type(value) is not str:  # pylint: disable=unidiomatic-typecheck
+                    break
+            else:
+                cache = self.req_cache
+                if len(cache) >= REQ_CACHE_ENTRIES:
+                    cache.clear()
+                cache[line] = req
+        return req
 
     def _project_protocol_error(self, conn, message, t0, event="protocol"):
         project = conn.project
@@ -2708,6 +3010,9 @@ class Broker:
         for conn in list(self.conns):
             if conn.closed or conn.watching:
                 continue
+            if self.audit.paused and conn.project is not None:
+                conn.last = now   # not reading it (audit backpressure) is no client timeout
+                continue
             if now - conn.last > timeout:
                 conn.closed = True
                 try:
@@ -2725,6 +3030,7 @@ class Broker:
         self.loop = loop = asyncio.get_running_loop()
         loop.set_exception_handler(_loop_exception_handler)
         self.started = time.monotonic()
+        self.audit.attach(loop, self._audit_pressure)
         gid = None
         if self.admin_group:
             import grp
