@@ -1743,6 +1743,23 @@ _AUDIT_ERR_OFF = 64                      # u16 length + utf-8 text of last_error
 _AUDIT_FRAME = struct.Struct("<I")
 
 
+def _writer_sha256():
+    """OpenSSL's sha256 for the writer process (3x faster on short lines than the builtin one).
+
+    The serving process keeps ``_hashlib`` (OpenSSL) out to save idle RSS; the writer is
+    the one process that hashes every line, so it loads it when it can.
+    """
+    try:
+        if "_hashlib" in sys.modules and sys.modules["_hashlib"] is None:
+            del sys.modules["_hashlib"]
+        import _hashlib  # pylint: disable=import-outside-toplevel
+        sha = _hashlib.openssl_sha256
+        sha(b"")
+        return sha
+    except (ImportError, AttributeError, ValueError):
+        return hashlib.sha256
+
+
 class AuditWriter:
     """Audit events go from the event loop to a writer PROCESS that formats, chains and appends them.
 
@@ -1794,6 +1811,7 @@ class AuditWriter:
         self._pending = []
         self._prev = AUDIT_GENESIS
         self._mid = {}
+        self._sha = hashlib.sha256
         self._sec = -1
         self._sec_prefix = ""
 
@@ -2033,6 +2051,7 @@ class AuditWriter:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)   # exit on pipe EOF only, after the last batch
         self.queue = None
+        self._sha = _writer_sha256()
         self._publish()
         buf = b""
         hsize = _AUDIT_FRAME.size
@@ -2093,7 +2112,7 @@ class AuditWriter:
         """Format and chain ``events`` into ``self._pending`` (lines without newline)."""
         out = self._pending
         prev = self._prev
-        sha = hashlib.sha256
+        sha = self._sha
         mids = self._mid
         sec_now = self._sec
         prefix = self._sec_prefix
