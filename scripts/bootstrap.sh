@@ -114,7 +114,8 @@ build_if_changed() {
 }
 
 ROOTFS_PACKAGES="python3,systemd,systemd-sysv,sudo,ca-certificates,iproute2,procps"
-DOCKER_PACKAGES="docker.io iptables ca-certificates"
+# python3-requests: community.docker modules manage devcontainers from inside the instance.
+DOCKER_PACKAGES="docker.io iptables ca-certificates python3-requests"
 
 build_base() {
   local hash=$1 dir="$CACHE/rootfs/base" mirror
