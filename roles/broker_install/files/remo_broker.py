@@ -2052,6 +2052,7 @@ class AuditWriter:
             signal.signal(sig, signal.SIG_IGN)   # exit on pipe EOF only, after the last batch
         self.queue = None
         self._sha = _writer_sha256()
+        _release_startup_memory()   # the compile-time heap the serving process also gives back
         self._publish()
         buf = b""
         hsize = _AUDIT_FRAME.size
