@@ -665,29 +665,27 @@ def load_config(cwd, profiles, config=None, env=None):
     return cfg
 
 
-def effective_secrets(cfg, profiles, no_defaults=False):
-    has_non_default = any(p != "default" for p in profiles)
-    out = {} if (has_non_default and no_defaults) else dict(cfg.secrets)
+def _overlay_profiles(base, cfg, profiles, section):
+    """``base`` overlaid, entry by entry, with ``section`` of each active non-default profile."""
+    out = dict(base)
     for p in profiles:
         if p != "default" and p in cfg.profiles:
-            out.update(cfg.profiles[p]["secrets"])
+            out.update(cfg.profiles[p][section])
     return out
+
+
+def effective_secrets(cfg, profiles, no_defaults=False):
+    has_non_default = any(p != "default" for p in profiles)
+    base = {} if (has_non_default and no_defaults) else cfg.secrets
+    return _overlay_profiles(base, cfg, profiles, "secrets")
 
 
 def effective_providers(cfg, profiles):
-    out = dict(cfg.providers)
-    for p in profiles:
-        if p != "default" and p in cfg.profiles:
-            out.update(cfg.profiles[p]["providers"])
-    return out
+    return _overlay_profiles(cfg.providers, cfg, profiles, "providers")
 
 
 def effective_leases(cfg, profiles):
-    out = dict(cfg.leases)
-    for p in profiles:
-        if p != "default" and p in cfg.profiles:
-            out.update(cfg.profiles[p]["leases"])
-    return out
+    return _overlay_profiles(cfg.leases, cfg, profiles, "leases")
 
 
 def default_provider(cfg, profiles):

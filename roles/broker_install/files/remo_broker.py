@@ -3227,14 +3227,19 @@ def _report_error(exc):
     return EXIT_BROKER_ERROR
 
 
-def _admin_call(args, op, **fields):
+def _print_reply(client, op, **fields):
+    """Send one request and print the reply (minus ``ok``) as JSON."""
     try:
-        reply = _client(args).request(op, **fields)
+        reply = client.request(op, **fields)
     except BrokerError as exc:
         return _report_error(exc)
     reply.pop("ok", None)
     _print_json(reply)
     return EXIT_OK
+
+
+def _admin_call(args, op, **fields):
+    return _print_reply(_client(args), op, **fields)
 
 
 def cmd_status(args):
@@ -3306,14 +3311,7 @@ def cmd_get(args):
 
 
 def cmd_ping(args):
-    client = _project_client(args) or _client(args)
-    try:
-        reply = client.request(OP_PING)
-    except BrokerError as exc:
-        return _report_error(exc)
-    reply.pop("ok", None)
-    _print_json(reply)
-    return EXIT_OK
+    return _print_reply(_project_client(args) or _client(args), OP_PING)
 
 
 def cmd_info(args):
@@ -3321,13 +3319,7 @@ def cmd_info(args):
     if client is None:
         sys.stderr.write("remo-broker: info needs --socket or --project\n")
         return EXIT_USAGE
-    try:
-        reply = client.request(OP_INFO)
-    except BrokerError as exc:
-        return _report_error(exc)
-    reply.pop("ok", None)
-    _print_json(reply)
-    return EXIT_OK
+    return _print_reply(client, OP_INFO)
 
 
 def cmd_watch(args):

@@ -35,24 +35,6 @@ RUNTIME_KEYS = ("type", "elements", "default", "choices", "required", "vars", "e
 DOC_ONLY_KEYS = ("description", "version_added")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def collection_finder():
-    """Let ansible resolve the collection, as in test_fnox.py; removed afterwards."""
-    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-    had = _AnsibleCollectionFinder._find_existing_finder() is not None
-    if not had:
-        _AnsibleCollectionFinder(paths=[COLLECTIONS])._install()
-    pkg = sys.modules.get("ansible_collections.remo.broker")
-    added_meta = pkg is not None and getattr(pkg, "_collection_meta", None) is None
-    if added_meta:
-        pkg._collection_meta = {}
-    yield
-    if added_meta:
-        del pkg._collection_meta
-    if not had:
-        _AnsibleCollectionFinder._remove()
-
-
 @pytest.fixture
 def fnox_lookup(collection_finder):
     """The plugin module as ansible's loader imports it (importing it through sys.path would leave its
