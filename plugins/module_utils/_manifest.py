@@ -929,24 +929,11 @@ def discover_manifest(project_path):
 _MF_TOML_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
 
 
-def _mf_toml_string(value):
-    """A TOML basic string for ``value`` (single line; every control character escaped)."""
+def _mf_toml_escape(value, keep_newlines=False):
+    """``value`` with TOML basic-string escapes; raw newlines kept when asked (multi-line strings)."""
     out = []
     for char in value:
-        if char in _MF_TOML_ESCAPES:
-            out.append(_MF_TOML_ESCAPES[char])
-        elif ord(char) < 32 or ord(char) == 127:
-            out.append("\\u%04x" % ord(char))
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def _mf_toml_multiline(value):
-    """A TOML multi-line basic string; newlines kept, everything else escaped as needed."""
-    out = []
-    for char in value:
-        if char == "\n":
+        if keep_newlines and char == "\n":
             out.append("\n")
         elif char in _MF_TOML_ESCAPES:
             out.append(_MF_TOML_ESCAPES[char])
@@ -954,7 +941,17 @@ def _mf_toml_multiline(value):
             out.append("\\u%04x" % ord(char))
         else:
             out.append(char)
-    return '"""\n' + "".join(out) + '"""'
+    return "".join(out)
+
+
+def _mf_toml_string(value):
+    """A TOML basic string for ``value`` (single line; every control character escaped)."""
+    return '"' + _mf_toml_escape(value) + '"'
+
+
+def _mf_toml_multiline(value):
+    """A TOML multi-line basic string; newlines kept, everything else escaped as needed."""
+    return '"""\n' + _mf_toml_escape(value, keep_newlines=True) + '"""'
 
 
 def _mf_toml_key(key):

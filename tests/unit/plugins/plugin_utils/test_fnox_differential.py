@@ -27,9 +27,10 @@ pytestmark = pytest.mark.skipif(FNOX is None, reason="no real fnox binary availa
 PLAIN = '[providers]\np = { type = "plain" }\n'
 
 
-def outcome_native(fx, key, profiles=None):
+def _outcome(resolve):
+    """("ok", value) or the kind of failure, for comparing the two resolvers."""
     try:
-        return ("ok", fx.get(key, profiles=profiles))
+        return ("ok", resolve())
     except _fnox.FnoxNotDefined:
         return ("not_defined", None)
     except _fnox.FnoxMissing:
@@ -38,22 +39,21 @@ def outcome_native(fx, key, profiles=None):
         return ("no_config", None)
     except _fnox.FnoxError:
         return ("error", None)
+
+
+def outcome_native(fx, key, profiles=None):
+    return _outcome(lambda: fx.get(key, profiles=profiles))
 
 
 def outcome_binary(fx, key, profiles=None):
     env = dict(fx.env)
-    env.pop("FNOX_PROFILE", None) if profiles else None
-    try:
+    if profiles:
+        env.pop("FNOX_PROFILE", None)
+
+    def resolve():
         profs = _fnox.normalize_profiles(profiles) if profiles else None
-        return ("ok", _fnox.run_binary(key, fx.proj, FNOX, profs, None, env, timeout=60))
-    except _fnox.FnoxNotDefined:
-        return ("not_defined", None)
-    except _fnox.FnoxMissing:
-        return ("missing", None)
-    except _fnox.FnoxConfigNotFound:
-        return ("no_config", None)
-    except _fnox.FnoxError:
-        return ("error", None)
+        return _fnox.run_binary(key, fx.proj, FNOX, profs, None, env, timeout=60)
+    return _outcome(resolve)
 
 
 def same(fx, key, profiles=None, expect=None):
