@@ -1,32 +1,23 @@
-"""Splice the shared module_utils into the one-file daemon.
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Generate the one-file daemon roles/broker_install/files/remo_broker.py from its sources.
 
-``roles/broker_install/files/remo_broker.py`` must stay ONE stdlib-only file, yet the
-protocol constants, the manifest code and the socket client are shared with the
-collection's modules (docs/CONTRACTS.md).  This script copies
+The daemon ships as ONE stdlib-only file, yet its code lives in
+plugins/module_utils/_daemon/ (one concern per file) and shares
+plugins/module_utils/{_protocol,_manifest,_broker_client}.py with the modules.  This
+script writes the whole file:
 
-    plugins/module_utils/_protocol.py
-    plugins/module_utils/_manifest.py
-    plugins/module_utils/_broker_client.py
+* a header, then the functions of plugins/module_utils/_daemon/bundle.py (the importer);
+* every source, its text unchanged (only indented, and ``from __future__`` lines left
+  blank so line numbers stay), as the body of a never-executed ``class`` statement;
+* a table naming each module, and the entry point (_daemon/cli.py ``main``).
 
-into the daemon between marker lines::
-
-    # >>> bundled from plugins/module_utils/_protocol.py
-    ...
-    # <<< end bundled
-
-For each source it (using ``ast``, so multi-line imports are handled):
-
-* drops ``from ansible_collections.remo.broker... import ...`` statements (the names
-  are already defined earlier in the same file),
-* drops ``from __future__ import ...`` (the daemon header carries them; a feature the
-  header lacks is an error),
-* hoists the other top-level imports into the ``# >>> bundled imports`` block at the
-  top of the daemon (deduplicated, minus those the daemon makes itself above that
-  block), so the file has all imports first,
-* drops the module docstring (a bare string in the middle of a file).
+At run time each source becomes its own module under its real name, with its source
+path and line numbers (bundle.py explains how), so a traceback names the file to edit.
 
 Usage: ``scripts/bundle_daemon.py`` rewrites the daemon; ``--check`` exits 1 (and
-prints a unified diff) when the bundled copy differs from the sources.
+prints a unified diff) when the daemon differs from what its sources generate.
 """
 
 from __future__ import annotations
@@ -34,143 +25,191 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import io
 import os
-import re
 import sys
+import tokenize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAEMON = "roles/broker_install/files/remo_broker.py"
-SOURCES = (
+PACKAGE = "ansible_collections.remo.broker"
+SHARED = (
     "plugins/module_utils/_protocol.py",
     "plugins/module_utils/_manifest.py",
     "plugins/module_utils/_broker_client.py",
 )
-COLLECTION_PREFIX = "ansible_collections.remo.broker"
-BEGIN = "# >>> bundled from %s"
-IMPORTS_BEGIN = "# >>> bundled imports"
-END = "# <<< end bundled"
+DAEMON_DIR = "plugins/module_utils/_daemon"
+LOADER = DAEMON_DIR + "/bundle.py"
+FUTURES = frozenset(("annotations",))
+INDENT = " " * 8   # the wrapper classes sit in an `if` block
+
+HEADER = '''\
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# remo-broker: the in-memory credential broker daemon and its command-line client.
+# ONE stdlib-only file (Python 3.11+), GENERATED IN FULL by scripts/bundle_daemon.py
+# from plugins/module_utils/_daemon/*.py and plugins/module_utils/{_protocol,_manifest,
+# _broker_client}.py: edit those files and re-run the script, never this file.
+# See docs/daemon.md and docs/protocol.md.
+"""remo-broker: in-memory credential broker daemon (protocol 2) and its CLI client."""
+
+from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":
+    # Keep idle RSS low: the daemon needs neither TLS nor OpenSSL's hashes, and without
+    # them asyncio skips its ssl support and hashlib uses its builtin sha256.  (The audit
+    # writer process imports this file as a module, so it keeps OpenSSL's fast sha256.)
+    sys.modules.setdefault("ssl", None)
+    sys.modules.setdefault("_ssl", None)
+    sys.modules.setdefault("_hashlib", None)
+'''
+
+FOOTER = '''
+FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
+
+if __name__ == "__main__":
+    from ansible_collections.remo.broker.plugins.module_utils._daemon.cli import main
+    sys.exit(main(sys.argv[1:], __file__))
+'''
 
 
 class BundleError(Exception):
     pass
 
 
-def _strip_source(rel, text, header_futures):
-    """Return (body, hoisted_import_lines) for one module_utils source."""
+def sources(root):
+    """(path relative to root, module name) of every embedded module, shared ones first."""
+    own = sorted(f for f in os.listdir(os.path.join(root, DAEMON_DIR))
+                 if f.endswith(".py") and f != os.path.basename(LOADER))
+    out = []
+    for rel in list(SHARED) + ["%s/%s" % (DAEMON_DIR, f) for f in own]:
+        out.append((rel, PACKAGE + "." + rel[:-3].replace("/", ".")))
+    return out
+
+
+def _read(root, rel):
+    with open(os.path.join(root, rel), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _check_source(rel, text):
+    """Refuse what would behave differently inside a class body; return the tree."""
     tree = ast.parse(text, filename=rel)
-    lines = text.splitlines()
-    drop = set()
-    hoisted = []
-    body = tree.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        drop.update(range(body[0].lineno - 1, body[0].end_lineno))
-    for node in body:
-        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            missing = {alias.name for alias in node.names} - header_futures
-            if missing:
-                raise BundleError("%s uses __future__ %s, which the daemon header lacks" % (rel, sorted(missing)))
-            drop.update(range(node.lineno - 1, node.end_lineno))
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(COLLECTION_PREFIX):
-            drop.update(range(node.lineno - 1, node.end_lineno))
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            if node.lineno == node.end_lineno and ";" in lines[node.lineno - 1]:
-                raise BundleError("%s:%d: put each import on its own line" % (rel, node.lineno))
-            hoisted.append(ast.unparse(node))
-            drop.update(range(node.lineno - 1, node.end_lineno))
-    # Any remaining intra-collection import (e.g. inside try:) cannot be resolved.
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(COLLECTION_PREFIX) \
-                and node.lineno - 1 not in drop:
-            raise BundleError("%s:%d: collection imports must be top-level statements" % (rel, node.lineno))
-        if isinstance(node, ast.Import) and any(a.name.startswith(COLLECTION_PREFIX) for a in node.names):
-            raise BundleError("%s:%d: use `from %s... import ...`" % (rel, node.lineno, COLLECTION_PREFIX))
-    kept = [line for i, line in enumerate(lines) if i not in drop]
-    body_text = "\n".join(kept).strip("\n")
-    body_text = re.sub(r"\n{4,}", "\n\n\n", body_text)
-    return body_text, hoisted
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            extra = {alias.name for alias in node.names} - FUTURES
+            if extra:
+                raise BundleError("%s:%d: __future__ %s is not enabled in the daemon file" % (rel, node.lineno, sorted(extra)))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            for name in names:
+                top = name.split(".")[0]
+                if getattr(node, "level", 0):
+                    raise BundleError("%s:%d: use absolute imports" % (rel, node.lineno))
+                if top != "ansible_collections" and top not in sys.stdlib_module_names:
+                    raise BundleError("%s:%d: %s is not in the standard library" % (rel, node.lineno, name))
+                if top == "ansible_collections" and not name.startswith(PACKAGE + ".plugins.module_utils."):
+                    raise BundleError("%s:%d: the daemon can only import module_utils of %s" % (rel, node.lineno, PACKAGE))
+        elif isinstance(node, ast.Name) and node.id.startswith("__") and not node.id.endswith("__"):
+            # a class body would mangle it
+            raise BundleError("%s:%d: rename %s (no leading double underscore)" % (rel, node.lineno, node.id))
+    return tree
 
 
-def _header_futures(daemon_text):
-    tree = ast.parse(daemon_text)
-    names = set()
+def _string_continuation_lines(text):
+    """1-based numbers of lines that continue a multi-line string (must not be indented)."""
+    lines = set()
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.STRING or tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
+            lines.update(range(tok.start[0] + 1, tok.end[0] + 1))
+    return lines
+
+
+def _body(rel, text):
+    """The source as a class body: indented, ``from __future__`` lines blanked."""
+    tree = _check_source(rel, text)
+    blank = set()
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            names.update(alias.name for alias in node.names)
-    return names
+            blank.update(range(node.lineno, node.end_lineno + 1))
+    keep = _string_continuation_lines(text)
+    out = []
+    for number, line in enumerate(text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"), 1):
+        if number in blank or not line.strip() and number not in keep:
+            out.append("")
+        elif number in keep:
+            out.append(line)
+        else:
+            out.append(INDENT + line)
+    return out
 
 
-def _own_imports(daemon_text):
-    """Import statements the daemon itself makes above the bundled imports block."""
-    head = daemon_text.split("\n" + IMPORTS_BEGIN + "\n", 1)[0]
-    return {ast.unparse(node) for node in ast.parse(head).body if isinstance(node, (ast.Import, ast.ImportFrom))}
+def _loader_text(root):
+    """bundle.py without its header comments, docstring and __future__ import."""
+    text = _read(root, LOADER)
+    tree = ast.parse(text, filename=LOADER)
+    first = next(node for node in tree.body
+                 if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+                 and not (isinstance(node, ast.ImportFrom) and node.module == "__future__"))
+    return "\n".join(text.split("\n")[first.lineno - 1:]).strip("\n") + "\n"
 
 
-def _replace_block(text, begin, content, rel):
-    lines = text.split("\n")
-    try:
-        start = lines.index(begin)
-    except ValueError:
-        raise BundleError("%s: marker line %r not found" % (DAEMON, begin)) from None
-    try:
-        end = lines.index(END, start + 1)
-    except ValueError:
-        raise BundleError("%s: no %r after %r" % (DAEMON, END, begin)) from None
-    new = lines[:start + 1] + (content.split("\n") if content else []) + lines[end:]
-    return "\n".join(new)
-
-
-def _sort_key(stmt):
-    # `import x` before `from x import y`, then alphabetical.
-    return (stmt.startswith("from "), stmt)
-
-
-def bundle(root=ROOT):
-    """Return (current_text, bundled_text) of the daemon."""
-    path = os.path.join(root, DAEMON)
-    with open(path, encoding="utf-8") as fh:
-        current = fh.read()
-    futures = _header_futures(current)
-    text = current
-    all_imports = []
-    for rel in SOURCES:
-        with open(os.path.join(root, rel), encoding="utf-8") as fh:
-            src = fh.read()
-        body, hoisted = _strip_source(rel, src, futures)
-        all_imports.extend(hoisted)
-        text = _replace_block(text, BEGIN % rel, body, rel)
-    own = _own_imports(current)
-    imports = sorted(set(all_imports) - own, key=_sort_key)
-    text = _replace_block(text, IMPORTS_BEGIN, "\n".join(imports), "imports")
-    return current, text
+def generate(root=ROOT):
+    """The full text of the daemon file generated from the sources under ``root``."""
+    lines = HEADER.split("\n")[:-1]
+    lines += ["", ""] + _loader_text(root).split("\n")[:-1]
+    lines += ["", "", 'if __name__ == "<embedded modules>":  # never true: install() runs each body as a module']
+    table = []
+    for index, (rel, name) in enumerate(sources(root)):
+        wrapper = "_m%02d" % index
+        lines += ["    # " + "-" * 72, "    class %s:  # %s" % (wrapper, rel)]
+        body = _body(rel, _read(root, rel))
+        table.append((name, rel, wrapper, len(lines) + 1, len(body)))
+        lines += body
+        lines.append("")
+    lines += ["", "_MODULES = ("]
+    for entry in table:
+        lines.append("    (%r, %r, %r, %d, %d)," % entry)
+    lines.append(")")
+    return "\n".join(lines) + "\n" + FOOTER
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the daemon's bundled code is out of date")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the daemon differs from its sources")
     parser.add_argument("--root", default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    path = os.path.join(args.root, DAEMON)
     try:
-        current, bundled = bundle(args.root)
+        generated = generate(args.root)
     except (BundleError, SyntaxError, OSError) as exc:
         sys.stderr.write("bundle_daemon: %s\n" % exc)
         return 2
+    try:
+        with open(path, encoding="utf-8") as handle:
+            current = handle.read()
+    except FileNotFoundError:
+        current = None
     if args.check:
-        if current == bundled:
+        if current == generated:
             print("bundle_daemon: %s is up to date" % DAEMON)
             return 0
-        diff = difflib.unified_diff(current.splitlines(True), bundled.splitlines(True), DAEMON, DAEMON + " (bundled)", n=1)
+        diff = difflib.unified_diff((current or "").splitlines(True), generated.splitlines(True), DAEMON,
+                                    DAEMON + " (generated)", n=1)
         sys.stdout.writelines(list(diff)[:200])
-        sys.stderr.write("bundle_daemon: %s is out of date: run scripts/bundle_daemon.py\n" % DAEMON)
+        sys.stderr.write("bundle_daemon: %s differs from its sources: run scripts/bundle_daemon.py\n" % DAEMON)
         return 1
-    if current != bundled:
-        path = os.path.join(args.root, DAEMON)
+    if current != generated:
         tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(bundled)
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(generated)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-        print("bundle_daemon: updated %s" % DAEMON)
+        print("bundle_daemon: wrote %s" % DAEMON)
     else:
         print("bundle_daemon: %s already up to date" % DAEMON)
     return 0

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # This file is PRIVATE to the collection.  It is not a public API: it can change at
-# any time, without notice.  It is also spliced verbatim into the bundled daemon
-# (roles/broker_install/files/remo_broker.py) by scripts/bundle_daemon.py.
+# any time, without notice.  scripts/bundle_daemon.py also embeds it, as its own
+# module, in the generated daemon roles/broker_install/files/remo_broker.py.
 
 """Stdlib NDJSON client for the remo-broker Unix sockets.
 
@@ -53,7 +53,7 @@ class BrokerConnectionError(BrokerError):
         super().__init__(E_CONNECTION_ERROR, message, details)
 
 
-def _bc_connect_error(socket_path, exc):
+def _connect_error(socket_path, exc):
     """Turn a connect-time OSError into an actionable BrokerConnectionError."""
     err = getattr(exc, "errno", None)
     if isinstance(exc, socket.timeout) or isinstance(exc, TimeoutError):
@@ -93,7 +93,7 @@ class BrokerClient:
             sock.connect(self.socket_path)
         except OSError as exc:
             sock.close()
-            raise _bc_connect_error(self.socket_path, exc) from None
+            raise _connect_error(self.socket_path, exc) from None
         return sock
 
     @staticmethod

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # This file is PRIVATE to the collection.  It is not a public API: it can change at
-# any time, without notice.  It is also spliced verbatim into the bundled daemon
-# (roles/broker_install/files/remo_broker.py) by scripts/bundle_daemon.py, so it
+# any time, without notice.  scripts/bundle_daemon.py also embeds it, as its own
+# module, in the generated daemon roles/broker_install/files/remo_broker.py, so it
 # imports only the stdlib and the one line from _protocol.py below.
 
 """The project manifest ``.remo/manifest.toml``: the ONE place for its rules.
@@ -19,7 +19,7 @@ Parses, validates and renders the three manifest formats the broker accepts:
 
 Every semantic error is a :class:`ManifestError` naming FILE:LINE:COLUMN: KEY: REASON.
 ``tomllib`` gives no positions for semantic errors, so a small scanner
-(:class:`_MfLocator`) maps a key path to the line and column of the key or value in
+(:class:`_Locator`) maps a key path to the line and column of the key or value in
 the source text.  See docs/manifest.md for the reference.
 """
 
@@ -82,40 +82,40 @@ TEMPLATE_FIELD_PATTERN = r"\{\{[ \t]*([A-Za-z0-9_]+)[ \t]*\}\}"
 TEMPLATE_SCHEMA_PATTERN = r"^(?:[^{]|\{(?!\{)|\{\{[ \t]*[A-Za-z0-9_]+[ \t]*\}\})*$"
 
 # Environment variables a secret may never set, with the reason.
-_MF_LOADER = "changes how the dynamic loader or libc loads code"
-_MF_SHELL = "makes shells run code"
-_MF_LOOKUP = "changes which programs or files the container uses"
-_MF_INTERP = "makes an interpreter load or run code"
-_MF_GIT = "makes git or ssh run a program"
+_LOADER = "changes how the dynamic loader or libc loads code"
+_SHELL = "makes shells run code"
+_LOOKUP = "changes which programs or files the container uses"
+_INTERP = "makes an interpreter load or run code"
+_GIT = "makes git or ssh run a program"
 DANGEROUS_ENV_VARS = {
-    "PATH": _MF_LOOKUP, "HOME": _MF_LOOKUP, "SHELL": _MF_LOOKUP, "TMPDIR": _MF_LOOKUP,
-    "GCONV_PATH": _MF_LOADER, "GLIBC_TUNABLES": _MF_LOADER, "HOSTALIASES": _MF_LOADER,
-    "LOCPATH": _MF_LOADER, "NLSPATH": _MF_LOADER,
-    "ENV": _MF_SHELL, "BASH_ENV": _MF_SHELL, "SHELLOPTS": _MF_SHELL, "BASHOPTS": _MF_SHELL,
-    "PS4": _MF_SHELL, "PROMPT_COMMAND": _MF_SHELL, "IFS": _MF_SHELL,
-    "PYTHONPATH": _MF_INTERP, "PYTHONHOME": _MF_INTERP, "PYTHONSTARTUP": _MF_INTERP,
-    "NODE_OPTIONS": _MF_INTERP, "NODE_PATH": _MF_INTERP, "PERL5LIB": _MF_INTERP,
-    "PERL5OPT": _MF_INTERP, "PERLLIB": _MF_INTERP, "RUBYOPT": _MF_INTERP, "RUBYLIB": _MF_INTERP,
-    "JAVA_TOOL_OPTIONS": _MF_INTERP, "_JAVA_OPTIONS": _MF_INTERP, "JDK_JAVA_OPTIONS": _MF_INTERP,
-    "GIT_SSH": _MF_GIT, "GIT_SSH_COMMAND": _MF_GIT, "GIT_EXEC_PATH": _MF_GIT,
-    "GIT_ASKPASS": _MF_GIT, "SSH_ASKPASS": _MF_GIT,
+    "PATH": _LOOKUP, "HOME": _LOOKUP, "SHELL": _LOOKUP, "TMPDIR": _LOOKUP,
+    "GCONV_PATH": _LOADER, "GLIBC_TUNABLES": _LOADER, "HOSTALIASES": _LOADER,
+    "LOCPATH": _LOADER, "NLSPATH": _LOADER,
+    "ENV": _SHELL, "BASH_ENV": _SHELL, "SHELLOPTS": _SHELL, "BASHOPTS": _SHELL,
+    "PS4": _SHELL, "PROMPT_COMMAND": _SHELL, "IFS": _SHELL,
+    "PYTHONPATH": _INTERP, "PYTHONHOME": _INTERP, "PYTHONSTARTUP": _INTERP,
+    "NODE_OPTIONS": _INTERP, "NODE_PATH": _INTERP, "PERL5LIB": _INTERP,
+    "PERL5OPT": _INTERP, "PERLLIB": _INTERP, "RUBYOPT": _INTERP, "RUBYLIB": _INTERP,
+    "JAVA_TOOL_OPTIONS": _INTERP, "_JAVA_OPTIONS": _INTERP, "JDK_JAVA_OPTIONS": _INTERP,
+    "GIT_SSH": _GIT, "GIT_SSH_COMMAND": _GIT, "GIT_EXEC_PATH": _GIT,
+    "GIT_ASKPASS": _GIT, "SSH_ASKPASS": _GIT,
 }
 DANGEROUS_ENV_PREFIXES = (
-    ("LD_", _MF_LOADER),
-    ("DYLD_", _MF_LOADER),
-    ("BASH_FUNC_", _MF_SHELL),
+    ("LD_", _LOADER),
+    ("DYLD_", _LOADER),
+    ("BASH_FUNC_", _SHELL),
     ("REMO_", "is reserved for the broker and its in-container helpers"),
 )
 
-_MF_PROJECT_RE = re.compile(getattr(PROJECT_NAME_RE, "pattern", PROJECT_NAME_RE))
-_MF_SECRET_RE = re.compile(getattr(SECRET_NAME_RE, "pattern", SECRET_NAME_RE))
-_MF_ENV_RE = re.compile(ENV_VAR_PATTERN)
-_MF_MODE_RE = re.compile(FILE_MODE_PATTERN)
-_MF_FIELD_RE = re.compile(TEMPLATE_FIELD_PATTERN)
-_MF_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_MF_TOML_POS_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-_MF_TOML_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
-_MF_BARE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_PROJECT_RE = re.compile(getattr(PROJECT_NAME_RE, "pattern", PROJECT_NAME_RE))
+_SECRET_RE = re.compile(getattr(SECRET_NAME_RE, "pattern", SECRET_NAME_RE))
+_ENV_RE = re.compile(ENV_VAR_PATTERN)
+_MODE_RE = re.compile(FILE_MODE_PATTERN)
+_FIELD_RE = re.compile(TEMPLATE_FIELD_PATTERN)
+_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_TOML_POS_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
+_BARE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 KEY_SYNTAX = "<toml>"
 KEY_FILE = "<file>"
@@ -159,7 +159,7 @@ class SecretSpec:
     @property
     def template_fields(self):
         """Field names used by ``template`` (unique, in order of appearance)."""
-        return _mf_template_fields(self.template) if self.template is not None else ()
+        return _template_fields(self.template) if self.template is not None else ()
 
     def to_public_dict(self):
         return {
@@ -207,7 +207,7 @@ def format_file_mode(mode):
 # ---------------------------------------------------------------------------
 # Locator: key path -> (line, column) in the TOML source
 # ---------------------------------------------------------------------------
-class _MfLocator:
+class _Locator:
     """Maps key paths such as ``("secrets", "GH", "fetch_as")`` to source positions.
 
     Run only on text tomllib accepted.  ``keys`` holds the offset of each key
@@ -335,13 +335,13 @@ class _MfLocator:
             char = text[i]
             if char == '"':
                 end = self._basic_end(i)
-                parts.append((_mf_unescape(text[i + 1:end - 1]), i))
+                parts.append((_unescape(text[i + 1:end - 1]), i))
             elif char == "'":
                 end = text.index("'", i + 1) + 1
                 parts.append((text[i + 1:end - 1], i))
             else:
                 end = i
-                while end < len(text) and text[end] in _MF_BARE_CHARS:
+                while end < len(text) and text[end] in _BARE_CHARS:
                     end += 1
                 if end == i:
                     raise ValueError("expected a key")
@@ -436,10 +436,10 @@ class _MfLocator:
                 raise ValueError("bad inline table")
 
 
-_MF_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
+_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
 
 
-def _mf_unescape(body):
+def _unescape(body):
     """Decode the escapes of a TOML basic string body (as tomllib does for keys)."""
     out = []
     i = 0
@@ -450,8 +450,8 @@ def _mf_unescape(body):
             i += 1
             continue
         code = body[i + 1:i + 2]
-        if code in _MF_ESCAPES:
-            out.append(_MF_ESCAPES[code])
+        if code in _ESCAPES:
+            out.append(_ESCAPES[code])
             i += 2
         elif code in ("u", "U"):
             width = 4 if code == "u" else 8
@@ -465,27 +465,27 @@ def _mf_unescape(body):
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-def _mf_key_text(path):
+def _key_text(path):
     """``("secrets", "GH", "fetch_as")`` -> ``secrets.GH.fetch_as``; indices as ``[n]``."""
     out = ""
     for part in path:
         if isinstance(part, int):
             out += "[%d]" % part
             continue
-        text = part if _MF_BARE_KEY_RE.fullmatch(part) else json.dumps(part)
+        text = part if _BARE_KEY_RE.fullmatch(part) else json.dumps(part)
         if len(text) > 80:
             text = text[:77] + "..."
         out += ("." if out else "") + text
     return out or "<root>"
 
 
-def _mf_short(value, limit=60):
+def _short(value, limit=60):
     """A value quoted for a message, cut short (never used for secret values)."""
     text = json.dumps(value, default=str)
     return text if len(text) <= limit else text[:limit - 4] + '..."'
 
 
-def _mf_type_name(value):
+def _type_name(value):
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -501,7 +501,7 @@ def _mf_type_name(value):
     return "date/time"
 
 
-def _mf_template_fields(template):
+def _template_fields(template):
     """Placeholder names of a template, unique, in order; ValueError on a bad ``{{``."""
     fields = []
     i = 0
@@ -509,7 +509,7 @@ def _mf_template_fields(template):
         start = template.find("{{", i)
         if start < 0:
             return tuple(fields)
-        match = _MF_FIELD_RE.match(template, start)
+        match = _FIELD_RE.match(template, start)
         if match is None:
             raise ValueError(start)
         if match.group(1) not in fields:
@@ -517,9 +517,9 @@ def _mf_template_fields(template):
         i = match.end()
 
 
-def _mf_env_var_problem(name):
+def _env_var_problem(name):
     """None when ``name`` is a usable, safe environment variable, else the reason."""
-    if not _MF_ENV_RE.fullmatch(name) or len(name) > ENV_VAR_MAX_CHARS:
+    if not _ENV_RE.fullmatch(name) or len(name) > ENV_VAR_MAX_CHARS:
         return "not a valid environment variable name (must match %s, at most %d characters)" % (ENV_VAR_PATTERN, ENV_VAR_MAX_CHARS)
     if name in DANGEROUS_ENV_VARS:
         return "environment variable %s is not allowed: it %s" % (name, DANGEROUS_ENV_VARS[name])
@@ -529,7 +529,7 @@ def _mf_env_var_problem(name):
     return None
 
 
-def _mf_normalise_path(path):
+def _normalise_path(path):
     """Lexically normalise an absolute or ``~/`` path; ValueError with the reason."""
     if path.startswith("~/") or path == "~":
         base, rest = "~", path[1:]
@@ -552,16 +552,16 @@ def _mf_normalise_path(path):
     return base + "/" + "/".join(parts) if parts else (base or "/")
 
 
-def _mf_normalise_roots(file_roots):
+def _normalise_roots(file_roots):
     roots = []
     for root in DEFAULT_FILE_ROOTS if file_roots is None else file_roots:
         if not isinstance(root, str) or not (root.startswith("/") or root == "~" or root.startswith("~/")):
             raise ManifestError("<file_roots>", 0, 0, "file_roots", "each root must be an absolute path, ~ or ~/...")
-        roots.append(_mf_normalise_path(root))
+        roots.append(_normalise_path(root))
     return tuple(roots)
 
 
-def _mf_under_root(path, roots):
+def _under_root(path, roots):
     for root in roots:
         prefix = root if root.endswith("/") else root + "/"
         if path.startswith(prefix) and len(path) > len(prefix):
@@ -569,12 +569,12 @@ def _mf_under_root(path, roots):
     return False
 
 
-def _mf_parse_mode(value):
+def _parse_mode(value):
     """``"0400"``/``0o400`` -> 256; ValueError with the reason."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError("must be an octal string such as \"0400\" or an integer, not a %s" % _mf_type_name(value))
+        raise ValueError("must be an octal string such as \"0400\" or an integer, not a %s" % _type_name(value))
     if isinstance(value, str):
-        if not _MF_MODE_RE.fullmatch(value):
+        if not _MODE_RE.fullmatch(value):
             raise ValueError("must be an octal string such as \"0400\" (3 or 4 octal digits)")
         mode = int(value, 8)
     else:
@@ -590,7 +590,7 @@ def _mf_parse_mode(value):
     return mode
 
 
-class _MfContext:
+class _Context:
     """Validation state for one document: raises located ManifestErrors."""
 
     def __init__(self, path, text):
@@ -600,12 +600,12 @@ class _MfContext:
 
     def locate(self, key_path, kind):
         if self._locator is None:
-            self._locator = _MfLocator(self.text)
+            self._locator = _Locator(self.text)
         return self._locator.locate(key_path, kind)
 
     def fail(self, key_path, reason, kind="key"):
         line, column = self.locate(key_path, kind)
-        raise ManifestError(self.path, line, column, _mf_key_text(key_path), reason)
+        raise ManifestError(self.path, line, column, _key_text(key_path), reason)
 
     def table(self, doc, key_path, required):
         """``doc[key_path[-1]]`` as a dict (``{}`` if absent and optional)."""
@@ -615,7 +615,7 @@ class _MfContext:
             return {}
         value = doc[key_path[-1]]
         if not isinstance(value, dict):
-            self.fail(key_path, "must be a table, not a %s" % _mf_type_name(value), "value")
+            self.fail(key_path, "must be a table, not a %s" % _type_name(value), "value")
         return value
 
     def only_keys(self, table, key_path, allowed, label):
@@ -630,7 +630,7 @@ class _MfContext:
             return None
         value = table[key_path[-1]]
         if not isinstance(value, str):
-            self.fail(key_path, "must be a string, not a %s" % _mf_type_name(value), "value")
+            self.fail(key_path, "must be a string, not a %s" % _type_name(value), "value")
         return value
 
     def integer(self, table, key_path, bounds):
@@ -638,22 +638,22 @@ class _MfContext:
             return None
         value = table[key_path[-1]]
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key_path, "must be an integer, not a %s" % _mf_type_name(value), "value")
+            self.fail(key_path, "must be an integer, not a %s" % _type_name(value), "value")
         if not bounds[0] <= value <= bounds[1]:
             self.fail(key_path, "must be between %d and %d, got %d" % (bounds[0], bounds[1], value), "value")
         return value
 
     def project_name(self, name, key_path, expected_project):
-        if not _MF_PROJECT_RE.fullmatch(name):
-            self.fail(key_path, "invalid project name %s: must match %s" % (_mf_short(name), _MF_PROJECT_RE.pattern), "value")
+        if not _PROJECT_RE.fullmatch(name):
+            self.fail(key_path, "invalid project name %s: must match %s" % (_short(name), _PROJECT_RE.pattern), "value")
         if expected_project is not None and name != expected_project:
-            self.fail(key_path, "project %s does not match the registered project %s" % (_mf_short(name), _mf_short(expected_project)), "value")
+            self.fail(key_path, "project %s does not match the registered project %s" % (_short(name), _short(expected_project)), "value")
 
 
 # ---------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------
-def _mf_decode(data, path):
+def _decode(data, path):
     if isinstance(data, str):
         text = data
         try:
@@ -684,16 +684,16 @@ def parse_manifest(data, path="<manifest>", expected_project=None, file_roots=No
     Raises :class:`ManifestError` (and nothing else) for any problem in ``data``.
     """
     path = str(path)
-    roots = _mf_normalise_roots(file_roots)
-    raw, text = _mf_decode(data, path)
+    roots = _normalise_roots(file_roots)
+    raw, text = _decode(data, path)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
-        match = _MF_TOML_POS_RE.search(message)
+        match = _TOML_POS_RE.search(message)
         line, column = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
         reason = message[:match.start()] if match else message
-        end = _MF_TOML_END_RE.search(reason) if not match else None
+        end = _TOML_END_RE.search(reason) if not match else None
         if end:
             reason = reason[:end.start()]
             line = text.count("\n") + 1
@@ -701,47 +701,47 @@ def parse_manifest(data, path="<manifest>", expected_project=None, file_roots=No
         raise ManifestError(path, line, column, KEY_SYNTAX, "TOML syntax error: %s" % (reason or "invalid TOML")) from None
     except RecursionError:
         raise ManifestError(path, 0, 0, KEY_SYNTAX, "TOML syntax error: values nested too deeply") from None
-    ctx = _MfContext(path, text)
+    ctx = _Context(path, text)
     if "schema_version" not in doc:
         ctx.fail(("schema_version",), "missing required key (supported schema versions: 1, 2)", "value")
     version = doc["schema_version"]
     if isinstance(version, bool) or not isinstance(version, int):
-        ctx.fail(("schema_version",), "must be an integer, not a %s" % _mf_type_name(version), "value")
+        ctx.fail(("schema_version",), "must be an integer, not a %s" % _type_name(version), "value")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         ctx.fail(("schema_version",), "unsupported schema_version %d (supported: 1, 2)" % version, "value")
     if version == 2:
-        project, secrets, cache, fmt = _mf_parse_v2(ctx, doc, expected_project, roots)
+        project, secrets, cache, fmt = _parse_v2(ctx, doc, expected_project, roots)
     elif isinstance(doc.get("project"), dict) or ("allowlist" in doc and "project" not in doc):
-        project, secrets, cache, fmt = _mf_parse_broker_v1(ctx, doc, expected_project)
+        project, secrets, cache, fmt = _parse_broker_v1(ctx, doc, expected_project)
     else:
-        project, secrets, cache, fmt = _mf_parse_sidecar_v1(ctx, doc, expected_project, roots)
+        project, secrets, cache, fmt = _parse_sidecar_v1(ctx, doc, expected_project, roots)
     return Manifest(project=project, schema_version=version, source_format=fmt, secrets=secrets, cache=cache,
                     path=path, sha256=hashlib.sha256(raw).hexdigest())
 
 
-def _mf_parse_v2(ctx, doc, expected_project, roots):
+def _parse_v2(ctx, doc, expected_project, roots):
     ctx.only_keys(doc, (), V2_TOP_KEYS, "a schema_version 2 manifest")
     project = ctx.string(doc, ("project",), required=True)
     ctx.project_name(project, ("project",), expected_project)
-    secrets = _mf_secret_tables(ctx, ctx.table(doc, ("secrets",), False), roots, upper_default=False)
+    secrets = _secret_tables(ctx, ctx.table(doc, ("secrets",), False), roots, upper_default=False)
     table = ctx.table(doc, ("cache",), False)
     ctx.only_keys(table, ("cache",), V2_CACHE_KEYS, "[cache]")
-    cache = _mf_cache(ctx, table, ("cache", "ttl_seconds"), ("cache", "max_entries"))
+    cache = _cache(ctx, table, ("cache", "ttl_seconds"), ("cache", "max_entries"))
     return project, secrets, cache, FORMAT_V2
 
 
-def _mf_parse_sidecar_v1(ctx, doc, expected_project, roots):
+def _parse_sidecar_v1(ctx, doc, expected_project, roots):
     ctx.only_keys(doc, (), SIDECAR_V1_TOP_KEYS, "a remo sidecar manifest (schema_version 1 with top-level project)")
     project = ctx.string(doc, ("project",), required=True)
     ctx.project_name(project, ("project",), expected_project)
-    secrets = _mf_secret_tables(ctx, ctx.table(doc, ("secrets",), False), roots, upper_default=True)
+    secrets = _secret_tables(ctx, ctx.table(doc, ("secrets",), False), roots, upper_default=True)
     table = ctx.table(doc, ("cache",), False)
     ctx.only_keys(table, ("cache",), SIDECAR_V1_CACHE_KEYS, "[cache]")
-    cache = _mf_cache(ctx, table, ("cache", "default_ttl_seconds"), ("cache", "default_max_entries"))
+    cache = _cache(ctx, table, ("cache", "default_ttl_seconds"), ("cache", "default_max_entries"))
     return project, secrets, cache, FORMAT_SIDECAR_V1
 
 
-def _mf_parse_broker_v1(ctx, doc, expected_project):
+def _parse_broker_v1(ctx, doc, expected_project):
     ctx.only_keys(doc, (), BROKER_V1_TOP_KEYS, "a remo-broker v0.1 manifest (schema_version 1 with [project] and [allowlist])")
     table = ctx.table(doc, ("project",), True)
     ctx.only_keys(table, ("project",), BROKER_V1_PROJECT_KEYS, "[project]")
@@ -756,27 +756,27 @@ def _mf_parse_broker_v1(ctx, doc, expected_project):
         ctx.fail(("allowlist", "secrets"), "missing required key (use secrets = [] for none)", "value")
     names = table["secrets"]
     if not isinstance(names, list):
-        ctx.fail(("allowlist", "secrets"), "must be an array of secret names, not a %s" % _mf_type_name(names), "value")
+        ctx.fail(("allowlist", "secrets"), "must be an array of secret names, not a %s" % _type_name(names), "value")
     secrets = {}
     for index, name in enumerate(names):
         key_path = ("allowlist", "secrets", index)
         if not isinstance(name, str):
-            ctx.fail(key_path, "must be a string, not a %s" % _mf_type_name(name), "value")
-        if not _MF_SECRET_RE.fullmatch(name):
-            ctx.fail(key_path, "invalid secret name %s: must match %s" % (_mf_short(name), _MF_SECRET_RE.pattern), "value")
+            ctx.fail(key_path, "must be a string, not a %s" % _type_name(name), "value")
+        if not _SECRET_RE.fullmatch(name):
+            ctx.fail(key_path, "invalid secret name %s: must match %s" % (_short(name), _SECRET_RE.pattern), "value")
         if name in secrets:
             ctx.fail(key_path, "duplicate secret name %s" % name, "value")
-        problem = _mf_env_var_problem(name)
+        problem = _env_var_problem(name)
         if problem:
             ctx.fail(key_path, "secret %s is delivered as the environment variable %s: %s" % (name, name, problem), "value")
         secrets[name] = SecretSpec(name=name, fetch_as=FETCH_AS_ENV, env_var=name)
     table = ctx.table(doc, ("cache",), False)
     ctx.only_keys(table, ("cache",), BROKER_V1_CACHE_KEYS, "[cache]")
-    cache = _mf_cache(ctx, table, ("cache", "ttl_seconds"), ("cache", "max_entries"))
+    cache = _cache(ctx, table, ("cache", "ttl_seconds"), ("cache", "max_entries"))
     return project, secrets, cache, FORMAT_BROKER_V1
 
 
-def _mf_cache(ctx, table, ttl_path, entries_path):
+def _cache(ctx, table, ttl_path, entries_path):
     cache = {}
     ttl = ctx.integer(table, ttl_path, CACHE_TTL_RANGE)
     if ttl is not None:
@@ -787,30 +787,30 @@ def _mf_cache(ctx, table, ttl_path, entries_path):
     return cache
 
 
-def _mf_secret_tables(ctx, tables, roots, upper_default):
+def _secret_tables(ctx, tables, roots, upper_default):
     secrets = {}
     env_owner = {}
     file_owner = {}
     for name, spec in tables.items():
         base = ("secrets", name)
-        if not _MF_SECRET_RE.fullmatch(name):
-            ctx.fail(base, "invalid secret name: must match %s" % _MF_SECRET_RE.pattern)
+        if not _SECRET_RE.fullmatch(name):
+            ctx.fail(base, "invalid secret name: must match %s" % _SECRET_RE.pattern)
         if not isinstance(spec, dict):
-            ctx.fail(base, "must be a table, not a %s" % _mf_type_name(spec), "value")
+            ctx.fail(base, "must be a table, not a %s" % _type_name(spec), "value")
         ctx.only_keys(spec, base, SECRET_KEYS, "[secrets.%s]" % name)
         fetch_as = ctx.string(spec, base + ("fetch_as",))
         if fetch_as is None:
             fetch_as = FETCH_AS_ENV
         elif fetch_as not in FETCH_AS_VALUES:
-            ctx.fail(base + ("fetch_as",), "must be \"env\" or \"file\", not %s" % _mf_short(fetch_as), "value")
+            ctx.fail(base + ("fetch_as",), "must be \"env\" or \"file\", not %s" % _short(fetch_as), "value")
         if fetch_as == FETCH_AS_ENV:
-            secrets[name] = _mf_env_secret(ctx, name, spec, base, env_owner, upper_default)
+            secrets[name] = _env_secret(ctx, name, spec, base, env_owner, upper_default)
         else:
-            secrets[name] = _mf_file_secret(ctx, name, spec, base, file_owner, roots)
+            secrets[name] = _file_secret(ctx, name, spec, base, file_owner, roots)
     return secrets
 
 
-def _mf_env_secret(ctx, name, spec, base, env_owner, upper_default):
+def _env_secret(ctx, name, spec, base, env_owner, upper_default):
     for key in spec:
         if key in FILE_ONLY_KEYS:
             ctx.fail(base + (key,), "%s is only allowed when fetch_as = \"file\"" % key)
@@ -819,7 +819,7 @@ def _mf_env_secret(ctx, name, spec, base, env_owner, upper_default):
     if env_var is None:
         env_var = name.upper() if upper_default else name
         where = base
-    problem = _mf_env_var_problem(env_var)
+    problem = _env_var_problem(env_var)
     if problem:
         if where == base:
             problem = "the default env_var %s: %s; set env_var" % (env_var, problem)
@@ -830,7 +830,7 @@ def _mf_env_secret(ctx, name, spec, base, env_owner, upper_default):
     return SecretSpec(name=name, fetch_as=FETCH_AS_ENV, env_var=env_var)
 
 
-def _mf_file_secret(ctx, name, spec, base, file_owner, roots):
+def _file_secret(ctx, name, spec, base, file_owner, roots):
     for key in spec:
         if key in ENV_ONLY_KEYS:
             ctx.fail(base + (key,), "%s is only allowed when fetch_as = \"env\"" % key)
@@ -841,18 +841,18 @@ def _mf_file_secret(ctx, name, spec, base, file_owner, roots):
     if not raw_path or len(raw_path) > FILE_PATH_MAX_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in raw_path):
         ctx.fail(where, "must be a non-empty path of at most %d characters without control characters" % FILE_PATH_MAX_CHARS, "value")
     try:
-        file_path = _mf_normalise_path(raw_path)
+        file_path = _normalise_path(raw_path)
     except ValueError as exc:
         ctx.fail(where, "file_path %s" % exc, "value")
-    if not _mf_under_root(file_path, roots):
-        ctx.fail(where, "file_path %s is not below an allowed root (%s)" % (_mf_short(file_path), ", ".join(roots)), "value")
+    if not _under_root(file_path, roots):
+        ctx.fail(where, "file_path %s is not below an allowed root (%s)" % (_short(file_path), ", ".join(roots)), "value")
     if file_path in file_owner:
-        ctx.fail(where, "file_path %s is already used by secret %s" % (_mf_short(file_path), file_owner[file_path]), "value")
+        ctx.fail(where, "file_path %s is already used by secret %s" % (_short(file_path), file_owner[file_path]), "value")
     file_owner[file_path] = name
     file_mode = DEFAULT_FILE_MODE
     if "file_mode" in spec:
         try:
-            file_mode = _mf_parse_mode(spec["file_mode"])
+            file_mode = _parse_mode(spec["file_mode"])
         except ValueError as exc:
             ctx.fail(base + ("file_mode",), str(exc), "value")
     template = ctx.string(spec, base + ("template",))
@@ -860,7 +860,7 @@ def _mf_file_secret(ctx, name, spec, base, file_owner, roots):
         if not template:
             ctx.fail(base + ("template",), "must not be empty (omit template to write the raw value)", "value")
         try:
-            _mf_template_fields(template)
+            _template_fields(template)
         except ValueError as exc:
             offset = exc.args[0]
             ctx.fail(base + ("template",), "bad placeholder at character %d: every {{ must start a {{field}} with a name of A-Z, a-z, 0-9, _" % (
@@ -926,17 +926,17 @@ def discover_manifest(project_path):
 # ---------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------
-_MF_TOML_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+_TOML_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
 
 
-def _mf_toml_escape(value, keep_newlines=False):
+def _toml_escape(value, keep_newlines=False):
     """``value`` with TOML basic-string escapes; raw newlines kept when asked (multi-line strings)."""
     out = []
     for char in value:
         if keep_newlines and char == "\n":
             out.append("\n")
-        elif char in _MF_TOML_ESCAPES:
-            out.append(_MF_TOML_ESCAPES[char])
+        elif char in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[char])
         elif ord(char) < 32 or ord(char) == 127:
             out.append("\\u%04x" % ord(char))
         else:
@@ -944,21 +944,21 @@ def _mf_toml_escape(value, keep_newlines=False):
     return "".join(out)
 
 
-def _mf_toml_string(value):
+def _toml_string(value):
     """A TOML basic string for ``value`` (single line; every control character escaped)."""
-    return '"' + _mf_toml_escape(value) + '"'
+    return '"' + _toml_escape(value) + '"'
 
 
-def _mf_toml_multiline(value):
+def _toml_multiline(value):
     """A TOML multi-line basic string; newlines kept, everything else escaped as needed."""
-    return '"""\n' + _mf_toml_escape(value, keep_newlines=True) + '"""'
+    return '"""\n' + _toml_escape(value, keep_newlines=True) + '"""'
 
 
-def _mf_toml_key(key):
-    return key if _MF_BARE_KEY_RE.fullmatch(key) else _mf_toml_string(key)
+def _toml_key(key):
+    return key if _BARE_KEY_RE.fullmatch(key) else _toml_string(key)
 
 
-_MF_RENDER_KEYS = ("name",) + SECRET_KEYS
+_RENDER_KEYS = ("name",) + SECRET_KEYS
 
 
 def render_manifest(project, secrets, file_roots=None):
@@ -974,7 +974,7 @@ def render_manifest(project, secrets, file_roots=None):
     if not isinstance(secrets, (list, tuple)):
         raise ManifestError(where, 0, 0, "secrets", "must be a list of secret specs")
     lines = ["# remo.broker project manifest: which secrets this project may read.",
-             "schema_version = 2", "project = %s" % _mf_toml_string(project)]
+             "schema_version = 2", "project = %s" % _toml_string(project)]
     seen = set()
     for index, spec in enumerate(secrets):
         label = "secrets[%d]" % index
@@ -983,21 +983,21 @@ def render_manifest(project, secrets, file_roots=None):
         if not isinstance(spec, dict):
             raise ManifestError(where, 0, 0, label, "must be a dict")
         for key in spec:
-            if key not in _MF_RENDER_KEYS:
-                raise ManifestError(where, 0, 0, "%s.%s" % (label, key), "unknown key (allowed: %s)" % ", ".join(_MF_RENDER_KEYS))
+            if key not in _RENDER_KEYS:
+                raise ManifestError(where, 0, 0, "%s.%s" % (label, key), "unknown key (allowed: %s)" % ", ".join(_RENDER_KEYS))
         name = spec.get("name")
         if not isinstance(name, str) or not name:
             raise ManifestError(where, 0, 0, label + ".name", "must be a non-empty string")
         if name in seen:
-            raise ManifestError(where, 0, 0, label + ".name", "duplicate secret name %s" % _mf_short(name))
+            raise ManifestError(where, 0, 0, label + ".name", "duplicate secret name %s" % _short(name))
         seen.add(name)
         lines.append("")
-        lines.append("[secrets.%s]" % _mf_toml_key(name))
+        lines.append("[secrets.%s]" % _toml_key(name))
         fetch_as = spec.get("fetch_as")
         fetch_as = FETCH_AS_ENV if fetch_as is None else fetch_as
         if not isinstance(fetch_as, str):
             raise ManifestError(where, 0, 0, label + ".fetch_as", "must be a string")
-        lines.append("fetch_as = %s" % _mf_toml_string(fetch_as))
+        lines.append("fetch_as = %s" % _toml_string(fetch_as))
         for key in ("env_var", "file_path", "file_mode", "template"):
             value = spec.get(key)
             if key == "file_mode" and value is None and fetch_as == FETCH_AS_FILE:
@@ -1008,7 +1008,7 @@ def render_manifest(project, secrets, file_roots=None):
                 value = format_file_mode(value) if 0 <= value <= 0o7777 else str(value)
             if not isinstance(value, str):
                 raise ManifestError(where, 0, 0, "%s.%s" % (label, key), "must be a string")
-            text = _mf_toml_multiline(value) if key == "template" and "\n" in value else _mf_toml_string(value)
+            text = _toml_multiline(value) if key == "template" and "\n" in value else _toml_string(value)
             lines.append("%s = %s" % (key, text))
     text = "\n".join(lines) + "\n"
     parse_manifest(text, path="<rendered manifest>", expected_project=project, file_roots=file_roots)
@@ -1018,7 +1018,7 @@ def render_manifest(project, secrets, file_roots=None):
 # ---------------------------------------------------------------------------
 # devcontainer.json
 # ---------------------------------------------------------------------------
-def _mf_strip_jsonc(text):
+def _strip_jsonc(text):
     """Blank out comments and trailing commas, string-aware, keeping every offset."""
     out = list(text)
     i = 0
@@ -1059,7 +1059,7 @@ def _mf_strip_jsonc(text):
     return "".join(out)
 
 
-class _MfJsonObject(dict):
+class _JsonObject(dict):
     """A JSON object that remembers keys it saw more than once."""
 
     def __init__(self):
@@ -1067,7 +1067,7 @@ class _MfJsonObject(dict):
         self.duplicates = []
 
 
-def _mf_json_position(text, offset):
+def _json_position(text, offset):
     line = text.count("\n", 0, offset) + 1
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
@@ -1088,10 +1088,10 @@ def secrets_from_devcontainer(text, path="devcontainer.json"):
         raise ManifestError(path, 0, 0, KEY_JSON, "devcontainer.json text must be str")
     if text.startswith("\ufeff"):
         text = " " + text[1:]
-    clean = _mf_strip_jsonc(text)
+    clean = _strip_jsonc(text)
 
     def pairs(items):
-        obj = _MfJsonObject()
+        obj = _JsonObject()
         for key, value in items:
             if key in obj:
                 obj.duplicates.append(key)
@@ -1109,23 +1109,23 @@ def secrets_from_devcontainer(text, path="devcontainer.json"):
     if "secrets" not in doc:
         return []
     anchor = clean.find('"secrets"')
-    line, column = _mf_json_position(clean, max(anchor, 0))
+    line, column = _json_position(clean, max(anchor, 0))
     secrets = doc["secrets"]
     if not isinstance(secrets, dict):
         raise ManifestError(path, line, column, "secrets", "must be an object of secret names")
     specs = []
     for name in secrets:
         found = clean.find(json.dumps(name), max(anchor, 0) + 9)
-        nline, ncolumn = _mf_json_position(clean, found) if found >= 0 else (line, column)
-        key = "secrets." + (name if _MF_BARE_KEY_RE.fullmatch(name) else json.dumps(name))
-        if not _MF_SECRET_RE.fullmatch(name):
-            raise ManifestError(path, nline, ncolumn, key, "invalid secret name: must match %s" % _MF_SECRET_RE.pattern)
-        problem = _mf_env_var_problem(name)
+        nline, ncolumn = _json_position(clean, found) if found >= 0 else (line, column)
+        key = "secrets." + (name if _BARE_KEY_RE.fullmatch(name) else json.dumps(name))
+        if not _SECRET_RE.fullmatch(name):
+            raise ManifestError(path, nline, ncolumn, key, "invalid secret name: must match %s" % _SECRET_RE.pattern)
+        problem = _env_var_problem(name)
         if problem:
             raise ManifestError(path, nline, ncolumn, key, problem)
         specs.append({"name": name, "fetch_as": FETCH_AS_ENV, "env_var": name})
     for name in getattr(secrets, "duplicates", ()):
-        raise ManifestError(path, line, column, "secrets", "secret %s is listed twice" % _mf_short(name))
+        raise ManifestError(path, line, column, "secrets", "secret %s is listed twice" % _short(name))
     return specs
 
 
@@ -1139,8 +1139,8 @@ def manifest_json_schema():
     duplicate env_var/file_path, defaulted env_var names, configured roots,
     the expected project name): the parser is authoritative.
     """
-    project = {"type": "string", "pattern": _MF_PROJECT_RE.pattern, "description": "Project name; equals the registered name."}
-    secret_name = {"type": "string", "pattern": _MF_SECRET_RE.pattern}
+    project = {"type": "string", "pattern": _PROJECT_RE.pattern, "description": "Project name; equals the registered name."}
+    secret_name = {"type": "string", "pattern": _SECRET_RE.pattern}
     safe_env = {
         "type": "string", "pattern": ENV_VAR_PATTERN, "maxLength": ENV_VAR_MAX_CHARS,
         "not": {"anyOf": [{"enum": sorted(DANGEROUS_ENV_VARS)},
@@ -1154,10 +1154,11 @@ def manifest_json_schema():
         "properties": {
             "fetch_as": {"enum": list(FETCH_AS_VALUES), "default": FETCH_AS_ENV},
             "env_var": dict(safe_env, description="Environment variable to set (fetch_as = \"env\")."),
-            "file_path": {"type": "string", "minLength": 1, "maxLength": FILE_PATH_MAX_CHARS, "pattern": "^(%s)[^\\u0000-\\u001f\\u007f]+$" % root_alternatives,
+            "file_path": {"type": "string", "minLength": 1, "maxLength": FILE_PATH_MAX_CHARS,
+                          "pattern": "^(%s)[^\\u0000-\\u001f\\u007f]+$" % root_alternatives,
                           "description": "File to write (fetch_as = \"file\"): absolute or ~/, below an allowed root."},
             "file_mode": {"oneOf": [{"type": "string", "pattern": FILE_MODE_SCHEMA_PATTERN},
-                                    {"type": "integer", "enum": [m for m in range(0o1000) if _mf_mode_ok(m)]}],
+                                    {"type": "integer", "enum": [m for m in range(0o1000) if _mode_ok(m)]}],
                           "default": format_file_mode(DEFAULT_FILE_MODE),
                           "description": "Octal mode: owner read required; never group/other write or any execute."},
             "template": {"type": "string", "minLength": 1, "pattern": TEMPLATE_SCHEMA_PATTERN,
@@ -1219,9 +1220,9 @@ def manifest_json_schema():
     }
 
 
-def _mf_mode_ok(mode):
+def _mode_ok(mode):
     try:
-        _mf_parse_mode(mode)
+        _parse_mode(mode)
     except ValueError:
         return False
     return True

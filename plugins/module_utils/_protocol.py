@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # This file is PRIVATE to the collection.  It is not a public API: it can change at
-# any time, without notice.  It is also spliced verbatim into the bundled daemon
-# (roles/broker_install/files/remo_broker.py) by scripts/bundle_daemon.py.
+# any time, without notice.  scripts/bundle_daemon.py also embeds it, as its own
+# module, in the generated daemon roles/broker_install/files/remo_broker.py.
 
 """Every constant of the remo-broker wire protocol (protocol_version 2).
 
@@ -29,6 +29,8 @@ DEFAULT_STATE_DIR = "/var/lib/remo-broker"
 DEFAULT_AUDIT_LOG = "/var/log/remo-broker/audit.jsonl"
 ADMIN_SOCKET_NAME = "admin.sock"
 PROJECT_SOCKET_SUFFIX = ".sock"
+# Per-project socket directories: RUN_DIR/projects/NAME/NAME.sock (docs/protocol.md).
+PROJECTS_DIR_NAME = "projects"
 REGISTRATIONS_FILE_NAME = "registrations.json"
 DEFAULT_ADMIN_SOCKET = DEFAULT_RUN_DIR + "/" + ADMIN_SOCKET_NAME
 # Environment variable the client CLI and the modules read for the socket path.
@@ -40,6 +42,8 @@ PROJECT_SOCKET_MODE = 0o660
 AUDIT_LOG_MODE = 0o640
 STATE_FILE_MODE = 0o600
 RUN_DIR_MODE = 0o755
+PROJECTS_DIR_MODE = 0o755
+PROJECT_DIR_MODE = 0o750
 STATE_DIR_MODE = 0o700
 
 # ---------------------------------------------------------------------------
@@ -142,8 +146,18 @@ def is_valid_secret_name(name):
 
 
 def project_socket_path(run_dir, project):
-    """Path of the project socket of ``project`` in ``run_dir``."""
+    """Host-side path of the project socket of ``project`` (a symlink into its directory)."""
     return run_dir.rstrip("/") + "/" + project + PROJECT_SOCKET_SUFFIX
+
+
+def project_socket_dir(run_dir, project):
+    """The directory holding ``project``'s socket; it survives daemon restarts."""
+    return run_dir.rstrip("/") + "/" + PROJECTS_DIR_NAME + "/" + project
+
+
+def project_dir_socket_path(run_dir, project):
+    """The socket itself, inside :func:`project_socket_dir`."""
+    return project_socket_dir(run_dir, project) + "/" + project + PROJECT_SOCKET_SUFFIX
 
 
 def admin_socket_path(run_dir):

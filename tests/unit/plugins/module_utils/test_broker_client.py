@@ -16,7 +16,7 @@ from ansible_collections.remo.broker.plugins.module_utils._broker_client import 
     BrokerClient,
     BrokerConnectionError,
     BrokerError,
-    _bc_connect_error,
+    _connect_error,
     decode_reply,
 )
 
@@ -149,7 +149,7 @@ def test_refused_socket(tmp_path):
 
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM])
 def test_permission_error_mentions_admin_group(code):
-    err = _bc_connect_error("/run/remo-broker/admin.sock", PermissionError(code, os.strerror(code)))
+    err = _connect_error("/run/remo-broker/admin.sock", PermissionError(code, os.strerror(code)))
     assert isinstance(err, BrokerConnectionError)
     assert "is this user in the broker's admin group?" in err.message
 

@@ -498,19 +498,19 @@ LOCATOR_TEXT = "\n".join([
 def test_locator(path, kind, expected):
     import tomllib
     tomllib.loads(LOCATOR_TEXT)  # the fixture is valid TOML
-    assert m._MfLocator(LOCATOR_TEXT).locate(path, kind) == expected
+    assert m._Locator(LOCATOR_TEXT).locate(path, kind) == expected
 
 
 def test_locator_escaped_quoted_keys():
     text = '"a\\u0062c" = 1\n[x."\\"q\\""]\n'
-    loc = m._MfLocator(text)
+    loc = m._Locator(text)
     assert loc.locate(("abc",), "key") == (1, 1)
     assert loc.locate(("x", '"q"'), "key") == (2, 4)
 
 
 def test_locator_never_raises_on_garbage():
     for text in ("", "[", "a = ", "a = [1,", '"unterminated', "x = {", "= 1", "a.\n", "'''", '"""', "[[a]", "a = { b = "):
-        line, column = m._MfLocator(text).locate(("a", "b"), "value")
+        line, column = m._Locator(text).locate(("a", "b"), "value")
         assert line == 1 and 1 <= column <= len(text) + 1
 
 
@@ -814,7 +814,7 @@ def test_locator_multiline_escapes_and_quote_runs():
     text = 'a = """x \\""" y\n""""\nb = \'\'\'q\'\'\'\'\'\nc = """""""\nd = 1\n'
     import tomllib
     assert tomllib.loads(text)["a"] == 'x """ y\n"'
-    loc = m._MfLocator(text)
+    loc = m._Locator(text)
     assert loc.locate(("b",), "key") == (3, 1)
     assert loc.locate(("c",), "key") == (4, 1)
     assert loc.locate(("d",), "value") == (5, 5)

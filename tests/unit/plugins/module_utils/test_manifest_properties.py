@@ -118,7 +118,7 @@ def test_seeds_are_valid():
 # Valid specs: render -> parse round trip
 # ---------------------------------------------------------------------------
 NAME = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12)
-ENV_NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True).filter(lambda n: m._mf_env_var_problem(n) is None)
+ENV_NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True).filter(lambda n: m._env_var_problem(n) is None)
 SEGMENT = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\x7f"), min_size=1, max_size=6).filter(
     lambda s: s not in (".", ".."))
 FILE_PATH = st.builds(lambda root, parts: root + "/" + "/".join(parts), st.sampled_from(m.DEFAULT_FILE_ROOTS), st.lists(SEGMENT, min_size=1, max_size=3))
@@ -151,7 +151,7 @@ def valid_specs(draw):
     env_vars = [expected.env_var for dummy, expected in pairs if expected.env_var]
     paths = [expected.file_path for dummy, expected in pairs if expected.file_path]
     assume(len(set(env_vars)) == len(env_vars) and len(set(paths)) == len(paths))
-    assume(all(m._mf_env_var_problem(e) is None for e in env_vars))
+    assume(all(m._env_var_problem(e) is None for e in env_vars))
     return pairs
 
 
@@ -167,7 +167,7 @@ def test_render_parse_round_trip(project, pairs):
     assert VALIDATOR.is_valid(tomllib.loads(text))
     for spec in manifest.secrets.values():
         if spec.template is not None:
-            assert list(spec.template_fields) == list(dict.fromkeys(m._MF_FIELD_RE.findall(spec.template)))
+            assert list(spec.template_fields) == list(dict.fromkeys(m._FIELD_RE.findall(spec.template)))
 
 
 # ---------------------------------------------------------------------------
@@ -194,7 +194,7 @@ STRUCTURED = st.fixed_dictionaries({}, optional={
 
 
 def toml_key(key):
-    return key if m._MF_BARE_KEY_RE.fullmatch(key) else m._mf_toml_string(key)
+    return key if m._BARE_KEY_RE.fullmatch(key) else m._toml_string(key)
 
 
 def toml_value(value):
@@ -203,7 +203,7 @@ def toml_value(value):
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        return m._mf_toml_string(value)
+        return m._toml_string(value)
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return "{ " + ", ".join("%s = %s" % (toml_key(k), toml_value(v)) for k, v in value.items()) + " }"
@@ -248,11 +248,11 @@ TREE = st.recursive(st.dictionaries(KEY, st.one_of(SCALAR, st.lists(SCALAR, max_
 def render_string(draw, value):
     if "'" not in value and "\n" not in value and not any(ord(c) < 32 or ord(c) == 127 for c in value) and draw(st.booleans()):
         return "'" + value + "'"
-    return m._mf_toml_string(value)
+    return m._toml_string(value)
 
 
 def render_key(draw, key):
-    if m._MF_BARE_KEY_RE.fullmatch(key) and draw(st.booleans()):
+    if m._BARE_KEY_RE.fullmatch(key) and draw(st.booleans()):
         return key
     return render_string(draw, key)
 
@@ -306,7 +306,7 @@ def test_locator_finds_every_key(tree, data):
     write_table(data.draw, tree, (), out)
     text = "\n".join(out) + "\n"
     assert tomllib.loads(text) == tree
-    locator = m._MfLocator(text)
+    locator = m._Locator(text)
     offsets = [0]
     for line in text.split("\n"):
         offsets.append(offsets[-1] + len(line) + 1)
@@ -315,7 +315,7 @@ def test_locator_finds_every_key(tree, data):
         last = path[-1]
         at = text[offsets[line - 1] + column - 1:]
         if not isinstance(last, int):
-            assert at.startswith((last, m._mf_toml_string(last), "'" + last + "'")), (path, line, column, text)
+            assert at.startswith((last, m._toml_string(last), "'" + last + "'")), (path, line, column, text)
         line, column = locator.locate(path, "value")
         at = text[offsets[line - 1] + column - 1:]
         if isinstance(value, bool):

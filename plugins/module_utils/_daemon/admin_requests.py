@@ -1,0 +1,311 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+# generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+"""Requests on the admin socket: status, register, reload, unregister, push/diff/clear creds."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
+from ansible_collections.remo.broker.plugins.module_utils._daemon.process import iso_now, log
+from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project
+from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok, value_reply
+from ansible_collections.remo.broker.plugins.module_utils._manifest import MANIFEST_RELATIVE_PATH, ManifestError
+from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+    DAEMON_VERSION,
+    DECISION_ALLOW,
+    DECISION_DENY,
+    E_CONFLICT,
+    E_INTERNAL_ERROR,
+    E_INVALID_PAYLOAD,
+    E_MANIFEST_INVALID,
+    E_MANIFEST_NOT_FOUND,
+    E_NOT_REGISTERED,
+    E_PAYLOAD_TOO_LARGE,
+    E_PROTOCOL_ERROR,
+    MAX_PROJECT_MESSAGE_BYTES,
+    MAX_SECRETS,
+    OP_CLEAR_CREDS,
+    OP_DIFF_CREDS,
+    OP_PING,
+    OP_PUSH_CREDS,
+    OP_REGISTER,
+    OP_RELOAD,
+    OP_STATUS,
+    OP_UNREGISTER,
+    PROJECT_NAME_PATTERN,
+    PROTOCOL_VERSION,
+    RESERVED_PROJECT_NAMES,
+    SECRET_NAME_PATTERN,
+    SECRET_NAME_RE,
+    is_valid_project_name,
+)
+
+
+def _same_secret(a, b):
+    """Constant-time comparison of two pushed values (strings or objects of strings)."""
+    import hmac
+    if isinstance(a, str) != isinstance(b, str):
+        return False
+    if isinstance(a, str):
+        return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
+    if a.keys() != b.keys():
+        return False
+    same = True
+    for key, val in a.items():
+        same &= hmac.compare_digest(val.encode("utf-8", "surrogatepass"), b[key].encode("utf-8", "surrogatepass"))
+    return same
+
+
+def _manifest_fail(exc, name):
+    details = {"file": exc.file, "line": exc.line, "column": exc.column, "key": exc.key}
+    reason = exc.reason or ""
+    code = E_MANIFEST_NOT_FOUND if reason.startswith("not found") else E_MANIFEST_INVALID
+    return AdminFail(code, str(exc), details, project=name)
+
+
+def _register_reply(project, changed):
+    return {
+        "name": project.name,
+        "socket_path": project.socket_path,
+        "socket_dir": project.socket_dir,
+        "manifest_path": project.manifest_path,
+        "manifest_sha256": project.manifest_sha256,
+        "allowlist": list(project.allowlist_list),
+        "expected_uid": project.expected_uid,
+        "changed": changed,
+    }
+
+
+class AdminRequests:
+    """The admin-socket request handler and its ops (mixed into server.Broker)."""
+
+    def handle_admin(self, conn, line):
+        """The reply to one admin request line; raises CloseAfter on a protocol error."""
+        t0 = time.perf_counter()
+        try:
+            req = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise self._admin_protocol_error(conn, "request is not valid UTF-8", t0) from None
+        except RecursionError:
+            raise self._admin_protocol_error(conn, "request is nested too deeply", t0) from None
+        except ValueError:
+            if not line.strip():
+                return b""
+            raise self._admin_protocol_error(conn, "request is not valid JSON", t0) from None
+        if not isinstance(req, dict):
+            raise self._admin_protocol_error(conn, "request is not a JSON object", t0)
+        op = req.get("op")
+        handler = self._admin_ops.get(op) if isinstance(op, str) else None
+        if handler is None:
+            raise self._admin_protocol_error(
+                conn, "unknown op for the admin socket" if isinstance(op, str) else "request has no string 'op'", t0)
+        try:
+            project, reply, extra = handler(self, req)
+            outcome = "ok"
+            body = ok(reply)
+        except AdminFail as fail:
+            project = fail.project
+            outcome = fail.code
+            extra = None
+            body = err(fail.code, fail.message, fail.details)
+        self.audit.emit(audit_event(op, project, outcome, DECISION_ALLOW if outcome == "ok" else DECISION_DENY,
+                                    peer=conn.peer, t0=t0, extra=extra))
+        return body
+
+    def _admin_protocol_error(self, conn, message, t0):
+        """Audit a protocol error; returns the CloseAfter for the caller to raise."""
+        self.audit.emit(audit_event("protocol", None, E_PROTOCOL_ERROR, DECISION_DENY, peer=conn.peer, t0=t0))
+        return CloseAfter(err(E_PROTOCOL_ERROR, message))
+
+    # -- ops: each returns (project or None, reply fields, audit extra or None) ----
+    def op_ping(self, req):
+        return None, {"protocol_version": PROTOCOL_VERSION, "daemon_version": DAEMON_VERSION, "project": None}, None
+
+    def op_status(self, req):
+        return None, {
+            "protocol_version": PROTOCOL_VERSION,
+            "daemon_version": DAEMON_VERSION,
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.monotonic() - self.started, 3),
+            "secret_count": len(self.secrets),
+            "secrets_loaded_at": self.secrets_loaded_at,
+            "projects": [p.describe() for p in self.projects.values()],
+            "audit": self.audit.status(),
+            "rate_limit": {"rps": self.rate, "burst": self.burst},
+            "hardening": self.hardening,
+        }, None
+
+    @staticmethod
+    def _register_args(req, need_path):
+        name = req.get("name")
+        if not is_valid_project_name(name):
+            raise AdminFail(E_INVALID_PAYLOAD, "'name' must match %s and not be reserved (%s)"
+                            % (PROJECT_NAME_PATTERN, ", ".join(sorted(RESERVED_PROJECT_NAMES))))
+        if not need_path:
+            return name, None, None
+        path = req.get("project_path")
+        if not isinstance(path, str) or not os.path.isabs(path) or "\0" in path:
+            raise AdminFail(E_INVALID_PAYLOAD, "'project_path' must be an absolute path", project=name)
+        path = os.path.normpath(path)
+        uid = req.get("expected_uid")
+        if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0 or uid > 0xFFFFFFFE):
+            raise AdminFail(E_INVALID_PAYLOAD, "'expected_uid' must be a non-negative integer", project=name)
+        return name, path, uid
+
+    def op_register(self, req):
+        name, path, uid = self._register_args(req, True)
+        existing = self.projects.get(name)
+        if existing is not None and existing.project_path != path:
+            raise AdminFail(E_CONFLICT, "project %s is already registered with another project_path" % name,
+                            {"registered_path": existing.project_path}, project=name)
+        if not os.path.isdir(path):
+            raise AdminFail(E_MANIFEST_NOT_FOUND, "project_path %s is not a directory" % path,
+                            {"file": os.path.join(path, MANIFEST_RELATIVE_PATH)}, project=name)
+        try:
+            manifest = self.load_project_manifest(name, path)
+        except ManifestError as exc:
+            raise _manifest_fail(exc, name) from None
+        if uid is None:
+            uid = os.stat(path).st_uid
+        if existing is not None:
+            changed = (existing.manifest_sha256 != manifest.sha256 or existing.expected_uid != uid
+                       or existing.manifest_error is not None)
+            if existing.expected_uid != uid:
+                self.set_expected_uid(existing, uid)
+            existing.apply_manifest(manifest)
+            if changed:
+                self.save_registrations()
+            return name, _register_reply(existing, changed), {"allowlist_size": len(existing.allowlist_list)}
+        project = Project(name, path, uid, self.run_dir)
+        project.apply_manifest(manifest)
+        try:
+            self.start_project_server(project)
+        except OSError as exc:
+            raise AdminFail(E_INTERNAL_ERROR, "cannot create the project socket: %s" % (exc.strerror or exc),
+                            project=name) from None
+        self.projects[name] = project
+        self.save_registrations()
+        log("info", "registered project %s (%d allowed names)" % (name, len(project.allowlist_list)))
+        return name, _register_reply(project, True), {"allowlist_size": len(project.allowlist_list)}
+
+    def op_reload(self, req):
+        name, _path, _uid = self._register_args(req, False)
+        project = self.projects.get(name)
+        if project is None:
+            raise AdminFail(E_NOT_REGISTERED, "project %s is not registered" % name, project=name)
+        try:
+            manifest = self.load_project_manifest(name, project.project_path)
+        except ManifestError as exc:
+            raise _manifest_fail(exc, name) from None
+        changed = project.manifest_sha256 != manifest.sha256 or project.manifest_error is not None
+        project.apply_manifest(manifest)
+        return name, _register_reply(project, changed), {"allowlist_size": len(project.allowlist_list)}
+
+    def op_unregister(self, req):
+        name, _path, _uid = self._register_args(req, False)
+        project = self.projects.pop(name, None)
+        if project is None:
+            return name, {"name": name, "changed": False}, None
+        self.stop_project_server(project, remove_dir=True)
+        self.save_registrations()
+        log("info", "unregistered project %s" % name)
+        return name, {"name": name, "changed": True}, None
+
+    def _validate_secrets(self, req):
+        secrets = req.get("secrets")
+        if not isinstance(secrets, dict):
+            raise AdminFail(E_INVALID_PAYLOAD, "'secrets' must be an object of NAME: string | {field: string}")
+        if len(secrets) > MAX_SECRETS:
+            raise AdminFail(E_PAYLOAD_TOO_LARGE, "at most %d secrets can be pushed" % MAX_SECRETS)
+        replies = {}
+        fullmatch = SECRET_NAME_RE.fullmatch
+        for name, value in secrets.items():
+            if fullmatch(name) is None:
+                raise AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
+            if isinstance(value, dict):
+                for field, fval in value.items():
+                    if not field or not isinstance(fval, str):
+                        raise AdminFail(E_INVALID_PAYLOAD,
+                                        "secret %s: a structured secret needs non-empty field names and string values" % name)
+                reply = value_reply(name, json.dumps(value, separators=(",", ":"), sort_keys=True))
+            elif isinstance(value, str):
+                reply = value_reply(name, value)
+            else:
+                raise AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
+            if len(reply) > MAX_PROJECT_MESSAGE_BYTES:
+                raise AdminFail(E_PAYLOAD_TOO_LARGE, "secret %s: its get reply would exceed %d bytes"
+                                % (name, MAX_PROJECT_MESSAGE_BYTES))
+            replies[name] = reply
+        return secrets, replies
+
+    def _diff(self, new):
+        old = self.secrets
+        added = sorted(n for n in new if n not in old)
+        removed = sorted(n for n in old if n not in new)
+        changed = sorted(n for n in new if n in old and not _same_secret(old[n], new[n]))
+        return added, removed, changed
+
+    def op_diff_creds(self, req):
+        secrets, _replies = self._validate_secrets(req)
+        added, removed, changed = self._diff(secrets)
+        unchanged = len(secrets) - len(added) - len(changed)
+        return None, {"added": added, "removed": removed, "changed": changed, "unchanged_count": unchanged}, \
+            {"added": len(added), "removed": len(removed), "changed": len(changed)}
+
+    def op_push_creds(self, req):
+        secrets, replies = self._validate_secrets(req)
+        added, removed, changed = self._diff(secrets)
+        self.secrets = dict(secrets)
+        self.get_replies = replies
+        self.secrets_loaded_at = iso_now()
+        self._notify_watchers(set(added) | set(removed) | set(changed))
+        counts = {"secret_count": len(secrets), "added": len(added), "removed": len(removed), "changed": len(changed)}
+        return None, {"secret_count": len(secrets), "loaded_at": self.secrets_loaded_at,
+                      "added": added, "removed": removed, "changed": changed}, counts
+
+    def op_clear_creds(self, req):
+        cleared = len(self.secrets)
+        names = set(self.secrets)
+        self.secrets = {}
+        self.get_replies = {}
+        self.secrets_loaded_at = None
+        self._notify_watchers(names)
+        return None, {"secret_count": 0, "cleared": cleared}, {"cleared": cleared}
+
+    def _notify_watchers(self, names):
+        if not names:
+            return
+        at = None
+        for project in self.projects.values():
+            if not project.watchers:
+                continue
+            hit = sorted(names & project.allowlist)
+            if not hit:
+                continue
+            if at is None:
+                at = iso_now()
+            line = json.dumps({"event": "changed", "names": hit, "at": at}, separators=(",", ":")).encode("utf-8") + b"\n"
+            for conn in list(project.watchers):
+                if conn.transport is None or conn.transport.is_closing():
+                    project.watchers.discard(conn)
+                    continue
+                conn.transport.write(line)
+
+    _admin_ops = {
+        OP_PING: op_ping,
+        OP_STATUS: op_status,
+        OP_REGISTER: op_register,
+        OP_UNREGISTER: op_unregister,
+        OP_RELOAD: op_reload,
+        OP_PUSH_CREDS: op_push_creds,
+        OP_DIFF_CREDS: op_diff_creds,
+        OP_CLEAR_CREDS: op_clear_creds,
+    }

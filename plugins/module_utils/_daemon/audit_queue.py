@@ -1,0 +1,289 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+# generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+"""The serving side of the audit log: queue events, send batches to the writer process.
+
+``emit`` is a deque append of an AuditEvent (audit_event.py).  The event loop marshals
+the queue in batches (every ``AUDIT_FLUSH_INTERVAL`` or every ``AUDIT_BATCH`` events)
+into a pipe read by the writer process (audit_writer.py), which ``start`` spawns as a
+fresh interpreter before the event loop, any thread or any secret exists.
+
+Backpressure: when more than ``AUDIT_HIGH_WATER`` events are sent but not yet consumed
+by the writer, ``on_pressure(True)`` is called (the broker pauses reading on project
+connections) until the backlog is below ``AUDIT_LOW_WATER``.
+
+At stop, the remaining events are sent, the pipe is closed, and the writer drains,
+writes and exits; ``stop`` waits for it.  If the daemon is SIGKILLed, the writer still
+drains the pipe; an flock on the audit file makes the next daemon wait for it.
+"""
+
+from __future__ import annotations
+
+import collections
+import marshal
+import os
+import sys
+import time
+
+from ansible_collections.remo.broker.plugins.module_utils._daemon import audit_writer
+from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file import (
+    line_hash,
+    read_last_line,
+    truncate_torn_tail,
+)
+from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
+from ansible_collections.remo.broker.plugins.module_utils._protocol import AUDIT_FLUSH_INTERVAL, AUDIT_GENESIS
+
+AUDIT_HIGH_WATER = 10000    # events not yet written: above this, project connections stop reading
+AUDIT_LOW_WATER = 2500      # ... and resume below this
+AUDIT_BATCH = 1024          # queued events that trigger a send to the writer without waiting for the timer
+AUDIT_LOCK_WAIT = 5.0       # seconds to wait at start for a previous writer process to finish
+
+
+class AuditQueue:
+    """Serving-process end of the audit pipe (see the module docstring)."""
+
+    def __init__(self, path, program):
+        self.path = path
+        self.program = program      # the daemon file the writer process runs
+        self.queue = collections.deque()
+        self.truncated_bytes = 0
+        self.paused = False
+        self.on_pressure = None
+        self.pid = None
+        self.sent = 0
+        self._loop = None
+        self._wfd = None
+        self._out = None            # bytes not yet accepted by the pipe (non-blocking writes)
+        self._page = None
+        self._dead = False
+        self._lost = 0              # events that could not be handed to the writer
+        self._timer = None
+        self._poll = None
+
+    def emit(self, event):
+        self.queue.append(event)
+
+    # -- start / stop ---------------------------------------------------------
+    def start(self):
+        """Lock the file, cut a torn tail, find the chain head, spawn the writer process.
+
+        The writer is a fresh interpreter, not a fork: it does not inherit the serving
+        heap (docs/daemon.md, memory).
+        """
+        import mmap
+        lock_fd = self._lock()
+        self.truncated_bytes = truncate_torn_tail(self.path)
+        last = read_last_line(self.path)
+        prev = line_hash(last) if last is not None else AUDIT_GENESIS
+        page_fd = os.memfd_create("remo-broker-audit-counters", os.MFD_CLOEXEC)
+        os.ftruncate(page_fd, audit_writer.PAGE_SIZE)
+        self._page = mmap.mmap(page_fd, audit_writer.PAGE_SIZE)
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        try:
+            import fcntl
+            fcntl.fcntl(wfd, 1031, 1 << 20)    # F_SETPIPE_SZ: 1 MiB of batches in flight
+        except (OSError, ImportError):
+            pass
+        passed = [rfd, page_fd] + ([lock_fd] if lock_fd is not None else [])
+        audit_writer.COUNTERS.pack_into(self._page, 0, 0, 0, 0, 0, 0, 0, 1)   # healthy until it says otherwise
+        directory, module = os.path.split(os.path.splitext(self.program)[0])
+        argv = [sys.executable, "-s", "-I", "-S"] + (["-B"] if sys.dont_write_bytecode else []) + [
+            "-c", audit_writer.WRITER_BOOT, directory, module,
+            str(rfd), str(page_fd), str(lock_fd if lock_fd is not None else -1), prev, self.path]
+        sys.stderr.flush()
+        try:
+            for fd in passed:
+                os.set_inheritable(fd, True)
+            self.pid = os.posix_spawn(sys.executable, argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        finally:
+            for fd in passed:
+                os.close(fd)    # the writer holds the lock and the read end now
+        self._wfd = wfd
+
+    def _lock(self):
+        """Open the audit file and flock it, waiting for a previous writer to finish."""
+        import fcntl
+        try:
+            fd = audit_writer.open_audit_file(self.path)
+        except OSError as exc:
+            log("warning", "cannot open audit log %s: %s" % (self.path, exc.strerror or type(exc).__name__))
+            return None
+        deadline = time.monotonic() + AUDIT_LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    log("warning", "audit log %s is still locked by another writer; continuing" % self.path)
+                    return fd
+                time.sleep(0.01)
+            except OSError:
+                return fd
+
+    def attach(self, loop, on_pressure=None):
+        """Start the periodic send on ``loop``; the pipe becomes non-blocking."""
+        self._loop = loop
+        self.on_pressure = on_pressure
+        if self._wfd is not None:
+            os.set_blocking(self._wfd, False)
+        self._timer = loop.call_later(AUDIT_FLUSH_INTERVAL, self._tick)
+
+    def stop(self):
+        """Send what is left, close the pipe, wait for the writer to write it and exit."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._loop is not None and self._out and self._wfd is not None:
+            try:
+                self._loop.remove_writer(self._wfd)
+            except (RuntimeError, ValueError, OSError):
+                pass
+        self._loop = None
+        if self._wfd is not None:
+            os.set_blocking(self._wfd, True)
+            self._drain_out()
+            self.pump()
+            self._drain_out()
+            try:
+                os.close(self._wfd)
+            except OSError:
+                pass
+            self._wfd = None
+        if self.pid is not None:
+            deadline = time.monotonic() + 10.0
+            while True:
+                try:
+                    done, _status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    log("error", "audit writer did not finish in time")
+                    break
+                time.sleep(0.005)
+
+    # -- sending --------------------------------------------------------------
+    def _tick(self):
+        self.pump()
+        if self._loop is not None and not self._loop.is_closed():
+            self._timer = self._loop.call_later(AUDIT_FLUSH_INTERVAL, self._tick)
+
+    def pump(self):
+        """Send the queued events to the writer (one marshal + one write); apply backpressure."""
+        q = self.queue
+        if q:
+            events = list(map(tuple, q))    # marshal takes plain tuples only
+            q.clear()
+            if self._wfd is None or self._dead:
+                self._lost += len(events)
+            else:
+                payload = marshal.dumps(events)
+                self.sent += len(events)
+                self._send(audit_writer.FRAME.pack(len(payload)) + payload)
+        if self._page is not None and not self.paused and self.sent - self._consumed() > AUDIT_HIGH_WATER:
+            self._set_paused(True)
+
+    def _consumed(self):
+        return audit_writer.consumed(self._page)
+
+    def backlog(self):
+        return self.sent - self._consumed() if self._page is not None else 0
+
+    def _send(self, data):
+        if self._out:
+            self._out += data
+            return
+        try:
+            n = os.write(self._wfd, data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self._writer_died()
+            return
+        if n < len(data):
+            self._out = bytearray(data[n:])
+            if self._loop is not None and os.get_blocking(self._wfd) is False:
+                self._loop.add_writer(self._wfd, self._writable)
+            else:
+                self._drain_out()
+
+    def _writable(self):
+        try:
+            n = os.write(self._wfd, self._out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._loop.remove_writer(self._wfd)
+            self._writer_died()
+            return
+        del self._out[:n]
+        if not self._out:
+            self._out = None
+            self._loop.remove_writer(self._wfd)
+
+    def _drain_out(self):
+        """Blocking write of everything not yet in the pipe (stop path)."""
+        if not self._out or self._wfd is None:
+            self._out = None
+            return
+        os.set_blocking(self._wfd, True)
+        view = memoryview(bytes(self._out))
+        self._out = None
+        try:
+            while view:
+                view = view[os.write(self._wfd, view):]
+        except OSError:
+            self._writer_died()
+
+    def _writer_died(self):
+        if not self._dead:
+            self._dead = True
+            log("error", "audit writer process exited; audit events are being dropped")
+        self._lost += self.sent - self._consumed()
+        self.sent = self._consumed()
+        self._out = None
+        if self.paused:
+            self._set_paused(False)
+
+    # -- backpressure -----------------------------------------------------------
+    def _set_paused(self, paused):
+        self.paused = paused
+        if self.on_pressure is not None:
+            self.on_pressure(paused)
+        if paused and self._loop is not None:
+            self._poll = self._loop.call_later(0.002, self._check_resume)
+
+    def _check_resume(self):
+        self._poll = None
+        if not self.paused:
+            return
+        if self._dead or self.sent - self._consumed() < AUDIT_LOW_WATER:
+            self._set_paused(False)
+        elif self._loop is not None and not self._loop.is_closed():
+            self._poll = self._loop.call_later(0.002, self._check_resume)
+
+    # -- status -----------------------------------------------------------------
+    def status(self):
+        consumed, written, errors, dropped, pending, healthy, last_error = audit_writer.read_counters(self._page)
+        if self._dead:
+            healthy = 0
+            errors += 1
+            last_error = "audit writer process exited"
+        return {
+            "path": self.path,
+            "healthy": bool(healthy),
+            "write_errors": errors,
+            "last_error": last_error,
+            "buffered": len(self.queue) + (self.sent - consumed) + pending,
+            "dropped": dropped + self._lost,
+            "lines_written": written,
+            "writer_pid": self.pid,
+            "backpressure": self.paused,
+        }

@@ -1,0 +1,234 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+# generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+"""Registered projects: their state, their sockets, and the registrations file."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible_collections.remo.broker.plugins.module_utils._daemon import sockets
+from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
+from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import ok
+from ansible_collections.remo.broker.plugins.module_utils._manifest import (
+    MANIFEST_RELATIVE_PATH,
+    ManifestError,
+    discover_manifest,
+    format_file_mode,
+    load_manifest,
+)
+from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+    COUNTER_NAMES,
+    DAEMON_VERSION,
+    PROJECT_SOCKET_MODE,
+    PROTOCOL_VERSION,
+    REGISTRATIONS_FILE_NAME,
+    STATE_FILE_MODE,
+    is_valid_project_name,
+    project_dir_socket_path,
+    project_socket_dir,
+    project_socket_path,
+)
+
+
+class Project:
+    """One registered project: its manifest, allowlist, socket and counters."""
+
+    __slots__ = ("name", "project_path", "expected_uid", "manifest", "manifest_path", "manifest_sha256",
+                 "allowlist", "allowlist_list", "socket_path", "socket_dir", "link_path", "server", "counters",
+                 "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "sock", "conns", "manifest_error")
+
+    def __init__(self, name, project_path, expected_uid, run_dir):
+        self.name = name
+        self.project_path = project_path
+        self.expected_uid = expected_uid
+        self.manifest = None
+        self.manifest_path = os.path.join(project_path, MANIFEST_RELATIVE_PATH)
+        self.manifest_sha256 = None
+        self.allowlist = frozenset()
+        self.allowlist_list = []
+        self.socket_dir = project_socket_dir(run_dir, name)
+        self.socket_path = project_dir_socket_path(run_dir, name)
+        self.link_path = project_socket_path(run_dir, name)
+        self.server = None
+        self.sock = None
+        self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self.tokens = None
+        self.tokens_ts = 0.0
+        self.watchers = set()
+        self.conns = set()
+        self.ping_reply = b""
+        self.info_reply = b""
+        self.manifest_error = None
+        self._build_replies()
+
+    def apply_manifest(self, manifest):
+        self.manifest = manifest
+        self.manifest_path = manifest.path
+        self.manifest_sha256 = manifest.sha256
+        self.allowlist_list = list(manifest.allowlist)
+        self.allowlist = frozenset(self.allowlist_list)
+        self.manifest_error = None
+        self._build_replies()
+
+    def _build_replies(self):
+        self.ping_reply = ok({"protocol_version": PROTOCOL_VERSION, "daemon_version": DAEMON_VERSION, "project": self.name})
+        specs = []
+        if self.manifest is not None:
+            for name, spec in self.manifest.secrets.items():
+                item = {"name": name, "fetch_as": spec.fetch_as}
+                if spec.env_var is not None:
+                    item["env_var"] = spec.env_var
+                if spec.file_path is not None:
+                    item["file_path"] = spec.file_path
+                if spec.file_mode is not None:
+                    item["file_mode"] = format_file_mode(spec.file_mode)
+                if spec.template is not None:
+                    item["template"] = spec.template
+                specs.append(item)
+        self.info_reply = ok({"project": self.name, "allowlist": self.allowlist_list, "secrets": specs})
+
+    def describe(self):
+        return {
+            "name": self.name,
+            "project_path": self.project_path,
+            "manifest_path": self.manifest_path,
+            "manifest_sha256": self.manifest_sha256,
+            "socket_path": self.socket_path,
+            "socket_dir": self.socket_dir,
+            "expected_uid": self.expected_uid,
+            "allowlist": list(self.allowlist_list),
+            "allowlist_size": len(self.allowlist_list),
+            "counters": dict(self.counters),
+            "manifest_error": self.manifest_error,
+        }
+
+
+class Registry:
+    """The Broker's registered projects (mixed into server.Broker)."""
+
+    # -- project sockets ----------------------------------------------------
+    def start_project_server(self, project):
+        """Bind the project's socket in its (reused) directory and serve it on the loop."""
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection
+        sockets.open_project_dir(self.run_dir, project.socket_dir, project.expected_uid)
+        sock = sockets.bind_unix(project.socket_path, PROJECT_SOCKET_MODE, uid=project.expected_uid)
+        sockets.link_socket(project.link_path, os.path.relpath(project.socket_path, self.run_dir))
+        project.sock = sock
+        loop = self.loop
+
+        async def _serve():
+            server = await loop.create_unix_server(lambda: Connection(self, project), sock=sock, backlog=1024)
+            if self.projects.get(project.name) is not project or self.draining:
+                server.close()
+            else:
+                project.server = server
+
+        loop.create_task(_serve())
+
+    def stop_project_server(self, project, remove_dir=False):
+        if project.server is not None:
+            project.server.close()
+            project.server = None
+        elif project.sock is not None:
+            try:
+                project.sock.close()
+            except OSError:
+                pass
+        project.sock = None
+        for conn in list(project.conns):
+            conn.closed = True
+            if conn.transport is not None:
+                conn.transport.close()
+        sockets.remove(project.socket_path)
+        if remove_dir:
+            sockets.remove(project.link_path)
+            try:
+                os.rmdir(project.socket_dir)
+            except OSError as exc:
+                log("warning", "cannot remove %s: %s" % (project.socket_dir, exc.strerror or type(exc).__name__))
+
+    def set_expected_uid(self, project, uid):
+        project.expected_uid = uid
+        sockets.chown(project.socket_dir, uid)
+        sockets.chown(project.socket_path, uid)
+        for conn in list(project.conns):
+            conn.closed = True
+            conn.transport.close()
+
+    # -- registrations file --------------------------------------------------
+    def _registrations_path(self):
+        return os.path.join(self.state_dir, REGISTRATIONS_FILE_NAME)
+
+    def save_registrations(self):
+        data = {"version": 1, "projects": [
+            {"name": p.name, "project_path": p.project_path, "expected_uid": p.expected_uid}
+            for p in self.projects.values()
+        ]}
+        path = self._registrations_path()
+        tmp = path + ".tmp.%d" % os.getpid()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, STATE_FILE_MODE)
+        try:
+            os.fchmod(fd, STATE_FILE_MODE)
+            os.write(fd, json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        try:
+            dfd = os.open(self.state_dir, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
+
+    def restore_registrations(self):
+        path = self._registrations_path()
+        try:
+            with open(path, "rb") as fh:
+                data = json.loads(fh.read())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log("error", "cannot read %s (%s); starting without registrations" % (path, type(exc).__name__))
+            return
+        entries = data.get("projects") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            log("error", "%s has no projects list; starting without registrations" % path)
+            return
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            name = entry.get("name")
+            ppath = entry.get("project_path")
+            uid = entry.get("expected_uid")
+            if not is_valid_project_name(name) or not isinstance(ppath, str) or not os.path.isabs(ppath):
+                log("error", "skipping a malformed registration in %s" % path)
+                continue
+            if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0):
+                uid = None
+            project = Project(name, ppath, uid, self.run_dir)
+            try:
+                project.apply_manifest(self.load_project_manifest(name, ppath))
+            except ManifestError as exc:
+                project.manifest_error = str(exc)
+                log("error", "project %s: manifest not loaded, allowlist empty: %s" % (name, exc))
+            try:
+                self.start_project_server(project)
+            except OSError as exc:
+                log("error", "project %s: cannot create socket: %s" % (name, exc.strerror or exc))
+                continue
+            self.projects[name] = project
+        if self.projects:
+            log("info", "restored %d project registration(s)" % len(self.projects))
+
+    @staticmethod
+    def load_project_manifest(name, project_path):
+        return load_manifest(discover_manifest(project_path), expected_project=name)
