@@ -271,6 +271,10 @@ class AuditQueue:
 
     # -- status -----------------------------------------------------------------
     def status(self):
+        if self._page is None:     # not started (a Broker used in-process)
+            return {"path": self.path, "healthy": False, "write_errors": 0, "last_error": "audit writer not started",
+                    "buffered": len(self.queue), "dropped": self._lost, "lines_written": 0, "writer_pid": None,
+                    "backpressure": self.paused}
         consumed, written, errors, dropped, pending, healthy, last_error = audit_writer.read_counters(self._page)
         if self._dead:
             healthy = 0

@@ -17,13 +17,10 @@ import json
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _robustness import BrokerProc, assert_healthy  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, assert_healthy
 
 HIGH_WATER = 10000      # AUDIT_HIGH_WATER in remo_broker.py
 BATCH = 1024            # AUDIT_BATCH
@@ -33,7 +30,7 @@ VALUE = "tok-" + "v" * 20
 
 
 def _start(tmp_path):
-    broker = BrokerProc(tmp_path, rate_limit=0).start()
+    broker = Daemon(tmp_path, rate_limit=0).start()
     broker.add_project("bp", ("TOKEN",))
     broker.admin_ok("push-creds", secrets={"TOKEN": VALUE})
     return broker

@@ -16,13 +16,13 @@ import pytest
 from ansible_collections.remo.broker.plugins.module_utils._broker_client import BrokerError
 from ansible_collections.remo.broker.plugins.module_utils import _protocol as P
 
-from daemon_helpers import CANARIES, raw_exchange, write_manifest
+from ansible_collections.remo.broker.tests.unit.broker_harness import CANARIES, raw_exchange, write_manifest
 
 TOKEN, AWS_SECRET, FIELD_VALUE, OTHER = CANARIES
 
 
 def _push(broker, secrets):
-    return broker.admin("push-creds", secrets=secrets)
+    return broker.call("push-creds", secrets=secrets)
 
 
 # ---------------------------------------------------------------------------
@@ -32,7 +32,7 @@ def test_admin_socket_mode_and_status_shape(broker):
     st = os.stat(broker.admin_socket)
     assert stat.S_ISSOCK(st.st_mode)
     assert stat.S_IMODE(st.st_mode) == 0o660
-    status = broker.admin("status")
+    status = broker.call("status")
     assert status["ok"] is True
     assert status["protocol_version"] == 2
     assert status["daemon_version"] == P.DAEMON_VERSION
@@ -45,17 +45,23 @@ def test_admin_socket_mode_and_status_shape(broker):
 
 
 def test_admin_ping(broker):
-    reply = broker.admin("ping", project="ignored-extra-field")
+    reply = broker.call("ping", project="ignored-extra-field")
     assert reply["protocol_version"] == 2
     assert reply["daemon_version"] == P.DAEMON_VERSION
 
 
 def test_register_creates_project_socket(broker):
     pdir = broker.make_project("alpha", ["GITHUB_TOKEN"], register=False)
-    reply = broker.admin("register", name="alpha", project_path=pdir, expected_uid=4321)
+    reply = broker.call("register", name="alpha", project_path=pdir, expected_uid=4321)
     assert reply["changed"] is True
     assert reply["name"] == "alpha"
-    assert reply["socket_path"] == broker.project_socket("alpha")
+    assert reply["socket_dir"] == os.path.join(broker.run_dir, "projects", "alpha")
+    assert reply["socket_path"] == os.path.join(reply["socket_dir"], "alpha.sock")
+    assert os.path.realpath(broker.project_socket("alpha")) == reply["socket_path"]   # host-side symlink
+    dir_st = os.lstat(reply["socket_dir"])
+    assert stat.S_ISDIR(dir_st.st_mode) and stat.S_IMODE(dir_st.st_mode) == 0o750
+    if os.geteuid() == 0:
+        assert dir_st.st_uid == 4321
     assert reply["manifest_path"] == os.path.join(pdir, ".remo", "manifest.toml")
     assert len(reply["manifest_sha256"]) == 64
     assert reply["allowlist"] == ["GITHUB_TOKEN"]
@@ -63,33 +69,35 @@ def test_register_creates_project_socket(broker):
     assert stat.S_IMODE(st.st_mode) == 0o660
     if os.geteuid() == 0:
         assert st.st_uid == 4321
-    status = broker.admin("status")
+    status = broker.call("status")
     (proj,) = status["projects"]
     assert proj["name"] == "alpha"
     assert proj["expected_uid"] == 4321
     assert proj["allowlist_size"] == 1
     assert set(proj["counters"]) == set(P.COUNTER_NAMES)
-    for key in ("project_path", "manifest_path", "manifest_sha256", "socket_path", "allowlist"):
-        assert key in proj
+    assert proj["project_path"] == pdir
+    for key in ("manifest_path", "manifest_sha256", "allowlist"):
+        assert proj[key] == reply[key]
+    assert (proj["socket_path"], proj["socket_dir"]) == (reply["socket_path"], reply["socket_dir"])
 
 
 def test_register_default_expected_uid_is_directory_owner(broker):
     pdir = broker.make_project("owner", ["A"], register=False)
-    reply = broker.admin("register", name="owner", project_path=pdir)
+    reply = broker.call("register", name="owner", project_path=pdir)
     assert reply["expected_uid"] == os.stat(pdir).st_uid
 
 
 def test_register_again_is_idempotent_and_conflict_on_other_path(broker):
     pdir = broker.make_project("beta", ["A"], register=False)
     uid = os.getuid()
-    assert broker.admin("register", name="beta", project_path=pdir, expected_uid=uid)["changed"] is True
-    assert broker.admin("register", name="beta", project_path=pdir, expected_uid=uid)["changed"] is False
+    assert broker.call("register", name="beta", project_path=pdir, expected_uid=uid)["changed"] is True
+    assert broker.call("register", name="beta", project_path=pdir, expected_uid=uid)["changed"] is False
     write_manifest(pdir, "beta", ["A", "B"])
-    again = broker.admin("register", name="beta", project_path=pdir, expected_uid=uid)
+    again = broker.call("register", name="beta", project_path=pdir, expected_uid=uid)
     assert again["changed"] is True and again["allowlist"] == ["A", "B"]
     other = broker.make_project("beta-other", ["A"], register=False)
     with pytest.raises(BrokerError) as err:
-        broker.admin("register", name="beta", project_path=other)
+        broker.call("register", name="beta", project_path=other)
     assert err.value.code == "conflict"
 
 
@@ -103,7 +111,7 @@ def test_register_again_is_idempotent_and_conflict_on_other_path(broker):
 ])
 def test_register_invalid_payload(broker, fields):
     with pytest.raises(BrokerError) as err:
-        broker.admin("register", **fields)
+        broker.call("register", **fields)
     assert err.value.code == "invalid_payload"
 
 
@@ -111,7 +119,7 @@ def test_register_manifest_not_found(broker):
     pdir = os.path.join(broker.projects_root, "empty")
     os.makedirs(pdir)
     with pytest.raises(BrokerError) as err:
-        broker.admin("register", name="empty", project_path=pdir)
+        broker.call("register", name="empty", project_path=pdir)
     assert err.value.code == "manifest_not_found"
     assert err.value.details["file"].endswith(".remo/manifest.toml")
     assert not os.path.exists(broker.project_socket("empty"))
@@ -121,7 +129,7 @@ def test_register_manifest_invalid_has_location(broker):
     pdir = os.path.join(broker.projects_root, "broken")
     write_manifest(pdir, "broken", [], raw='schema_version = 2\nproject = "broken"\n\n[secrets.A]\nfetch_as = "env"\nbogus = 1\n')
     with pytest.raises(BrokerError) as err:
-        broker.admin("register", name="broken", project_path=pdir)
+        broker.call("register", name="broken", project_path=pdir)
     assert err.value.code == "manifest_invalid"
     details = err.value.details
     assert details["file"].endswith("manifest.toml")
@@ -134,39 +142,39 @@ def test_register_manifest_project_mismatch(broker):
     pdir = os.path.join(broker.projects_root, "mismatch")
     write_manifest(pdir, "someone-else", ["A"])
     with pytest.raises(BrokerError) as err:
-        broker.admin("register", name="mismatch", project_path=pdir)
+        broker.call("register", name="mismatch", project_path=pdir)
     assert err.value.code == "manifest_invalid"
 
 
 def test_unregister_removes_socket(broker):
     broker.make_project("gone", ["A"])
     assert os.path.exists(broker.project_socket("gone"))
-    assert broker.admin("unregister", name="gone") == {"ok": True, "name": "gone", "changed": True}
+    assert broker.call("unregister", name="gone") == {"ok": True, "name": "gone", "changed": True}
     assert not os.path.exists(broker.project_socket("gone"))
-    assert broker.admin("unregister", name="gone")["changed"] is False
-    assert broker.admin("status")["projects"] == []
+    assert broker.call("unregister", name="gone")["changed"] is False
+    assert broker.call("status")["projects"] == []
 
 
 def test_reload_unknown_and_bad_manifest_keeps_allowlist(broker):
     with pytest.raises(BrokerError) as err:
-        broker.admin("reload", name="nobody")
+        broker.call("reload", name="nobody")
     assert err.value.code == "not_registered"
     pdir = broker.make_project("rel", ["A"], expected_uid=os.getuid())
     _push(broker, {"A": TOKEN, "B": OTHER})
-    assert broker.admin("reload", name="rel")["changed"] is False
+    assert broker.call("reload", name="rel")["changed"] is False
     write_manifest(pdir, "rel", [], raw='schema_version = 2\nproject = "rel"\n[secrets.B]\nfetch_as = "nope"\n')
     with pytest.raises(BrokerError) as err:
-        broker.admin("reload", name="rel")
+        broker.call("reload", name="rel")
     assert err.value.code == "manifest_invalid"
     assert err.value.details["line"] == 4
-    assert broker.project("rel", "get", name="A")["value"] == TOKEN
+    assert broker.project_call("rel", "get", name="A")["value"] == TOKEN
     with pytest.raises(BrokerError) as err:
-        broker.project("rel", "get", name="B")
+        broker.project_call("rel", "get", name="B")
     assert err.value.code == "denied"
     write_manifest(pdir, "rel", ["B"])
-    reply = broker.admin("reload", name="rel")
+    reply = broker.call("reload", name="rel")
     assert reply["changed"] is True and reply["allowlist"] == ["B"]
-    assert broker.project("rel", "get", name="B")["value"] == OTHER
+    assert broker.project_call("rel", "get", name="B")["value"] == OTHER
 
 
 # ---------------------------------------------------------------------------
@@ -178,30 +186,30 @@ def test_push_diff_clear_cycle(broker):
     assert first["secret_count"] == 2
     assert first["added"] == ["A", "B"] and first["removed"] == [] and first["changed"] == []
     assert first["loaded_at"].endswith("Z")
-    assert broker.admin("status")["secrets_loaded_at"] == first["loaded_at"]
-    diff = broker.admin("diff-creds", secrets={"A": TOKEN, "S": {"k": FIELD_VALUE}})
+    assert broker.call("status")["secrets_loaded_at"] == first["loaded_at"]
+    diff = broker.call("diff-creds", secrets={"A": TOKEN, "S": {"k": FIELD_VALUE}})
     assert diff == {"ok": True, "added": ["S"], "removed": ["B"], "changed": [], "unchanged_count": 1}
-    diff = broker.admin("diff-creds", secrets={"A": AWS_SECRET, "B": OTHER})
+    diff = broker.call("diff-creds", secrets={"A": AWS_SECRET, "B": OTHER})
     assert diff["changed"] == ["A"] and diff["unchanged_count"] == 1
     # diff does not change anything
-    assert broker.project("creds", "get", name="A")["value"] == TOKEN
+    assert broker.project_call("creds", "get", name="A")["value"] == TOKEN
     second = _push(broker, {"A": AWS_SECRET, "S": {"k": FIELD_VALUE, "j": "x"}})
     assert second["added"] == ["S"] and second["removed"] == ["B"] and second["changed"] == ["A"]
-    assert broker.project("creds", "get", name="A")["value"] == AWS_SECRET
-    whole = broker.project("creds", "get", name="S")
+    assert broker.project_call("creds", "get", name="A")["value"] == AWS_SECRET
+    whole = broker.project_call("creds", "get", name="S")
     assert json.loads(whole["value"]) == {"k": FIELD_VALUE, "j": "x"}
-    assert broker.project("creds", "get", name="S", field="k")["value"] == FIELD_VALUE
+    assert broker.project_call("creds", "get", name="S", field="k")["value"] == FIELD_VALUE
     with pytest.raises(BrokerError) as err:
-        broker.project("creds", "get", name="S", field="missing")
+        broker.project_call("creds", "get", name="S", field="missing")
     assert err.value.code == "not_found"
     with pytest.raises(BrokerError) as err:
-        broker.project("creds", "get", name="B")
+        broker.project_call("creds", "get", name="B")
     assert err.value.code == "not_found"
-    cleared = broker.admin("clear-creds")
+    cleared = broker.call("clear-creds")
     assert cleared == {"ok": True, "secret_count": 0, "cleared": 2}
-    assert broker.admin("status")["secret_count"] == 0
+    assert broker.call("status")["secret_count"] == 0
     with pytest.raises(BrokerError) as err:
-        broker.project("creds", "get", name="A")
+        broker.project_call("creds", "get", name="A")
     assert err.value.code == "not_found"
 
 
@@ -222,7 +230,7 @@ def test_push_records_counts_only_in_audit(broker):
 ])
 def test_push_invalid_payload(broker, secrets):
     with pytest.raises(BrokerError) as err:
-        broker.admin("push-creds", secrets=secrets)
+        broker.call("push-creds", secrets=secrets)
     assert err.value.code == "invalid_payload"
     # The reply never echoes values.
     assert "x" not in err.value.message.split() or "secret" in err.value.message
@@ -230,7 +238,7 @@ def test_push_invalid_payload(broker, secrets):
 
 def test_push_payload_too_large(broker):
     with pytest.raises(BrokerError) as err:
-        broker.admin("push-creds", secrets={"BIG": "v" * (P.MAX_PROJECT_MESSAGE_BYTES + 10)})
+        broker.call("push-creds", secrets={"BIG": "v" * (P.MAX_PROJECT_MESSAGE_BYTES + 10)})
     assert err.value.code == "payload_too_large"
     assert "vvvv" not in err.value.message
 
@@ -239,8 +247,8 @@ def test_push_is_atomic_on_error(broker):
     broker.make_project("atomic", ["A"], expected_uid=os.getuid())
     _push(broker, {"A": TOKEN})
     with pytest.raises(BrokerError):
-        broker.admin("push-creds", secrets={"A": OTHER, "B": 7})
-    assert broker.project("atomic", "get", name="A")["value"] == TOKEN
+        broker.call("push-creds", secrets={"A": OTHER, "B": 7})
+    assert broker.project_call("atomic", "get", name="A")["value"] == TOKEN
 
 
 def test_push_thousand_secrets_is_fast(broker):
@@ -259,7 +267,7 @@ def test_non_utf8_value_is_returned_base64(broker):
     line = b'{"op":"push-creds","secrets":{"RAW":"ab\\udcffcd"}}\n'
     (reply,), _closed = raw_exchange(broker.admin_socket, line, max_lines=1)
     assert reply["ok"] is True
-    got = broker.project("b64", "get", name="RAW")
+    got = broker.project_call("b64", "get", name="RAW")
     assert "value" not in got
     assert base64.b64decode(got["value_b64"]) == b"ab\xffcd"
 
@@ -273,10 +281,10 @@ def test_project_ping_info(broker):
         'schema_version = 2\nproject = "inf"\n\n[secrets.GITHUB_TOKEN]\nfetch_as = "env"\nenv_var = "GH_TOKEN"\n\n'
         '[secrets.AWS]\nfetch_as = "file"\nfile_path = "/run/secrets/aws/config"\nfile_mode = "0400"\n'
         'template = "[default]\\nkey={{access_key_id}}\\n"\n'))
-    broker.admin("register", name="inf", project_path=pdir, expected_uid=os.getuid())
-    ping = broker.project("inf", "ping", project="inf")
+    broker.call("register", name="inf", project_path=pdir, expected_uid=os.getuid())
+    ping = broker.project_call("inf", "ping", project="inf")
     assert ping == {"ok": True, "protocol_version": 2, "daemon_version": P.DAEMON_VERSION, "project": "inf"}
-    info = broker.project("inf", "info")
+    info = broker.project_call("inf", "info")
     assert info["project"] == "inf"
     assert info["allowlist"] == ["GITHUB_TOKEN", "AWS"]
     by_name = {s["name"]: s for s in info["secrets"]}
@@ -290,11 +298,11 @@ def test_get_denied_is_audited_as_deny(broker):
     broker.make_project("den", ["A"], expected_uid=os.getuid())
     _push(broker, {"A": TOKEN, "B": OTHER})
     with pytest.raises(BrokerError) as err:
-        broker.project("den", "get", name="B")
+        broker.project_call("den", "get", name="B")
     assert err.value.code == "denied"
     assert OTHER not in str(err.value)
     with pytest.raises(BrokerError) as err:
-        broker.project("den", "get", name="not a valid name")
+        broker.project_call("den", "get", name="not a valid name")
     assert err.value.code == "denied"
     events = [e for e in broker.audit_events() if e["event"] == "get"]
     assert events[-2]["name"] == "B" and events[-2]["decision"] == "deny" and events[-2]["outcome"] == "denied"
@@ -302,23 +310,23 @@ def test_get_denied_is_audited_as_deny(broker):
     for ev in events:
         assert ev["peer_uid"] == os.getuid() and isinstance(ev["peer_pid"], int)
         assert isinstance(ev["latency_us"], int) and ev["project"] == "den"
-    counters = broker.admin("status")["projects"][0]["counters"]
+    counters = broker.call("status")["projects"][0]["counters"]
     assert counters["denied"] == 2
 
 
 def test_get_allowed_and_not_found_audited(broker):
     broker.make_project("aud", ["A", "MISSING"], expected_uid=os.getuid())
     _push(broker, {"A": TOKEN})
-    assert broker.project("aud", "get", name="A")["value"] == TOKEN
+    assert broker.project_call("aud", "get", name="A")["value"] == TOKEN
     with pytest.raises(BrokerError) as err:
-        broker.project("aud", "get", name="MISSING")
+        broker.project_call("aud", "get", name="MISSING")
     assert err.value.code == "not_found"
     events = [e for e in broker.audit_events() if e["event"] == "get"]
     assert (events[-2]["decision"], events[-2]["outcome"]) == ("allow", "ok")
     assert (events[-1]["decision"], events[-1]["outcome"]) == ("allow", "not_found")
     required = {"ts", "event", "project", "name", "decision", "outcome", "peer_pid", "peer_uid", "latency_us", "prev"}
     assert required <= set(events[-1])
-    counters = broker.admin("status")["projects"][0]["counters"]
+    counters = broker.call("status")["projects"][0]["counters"]
     assert counters["allowed"] == 1 and counters["not_found"] == 1
 
 
@@ -329,7 +337,7 @@ def test_peer_unexpected(broker):
     assert lines == [{"ok": False, "code": "peer_unexpected", "message": lines[0]["message"]}]
     events = [e for e in broker.audit_events() if e["outcome"] == "peer_unexpected"]
     assert events and events[-1]["decision"] == "deny" and events[-1]["peer_uid"] == os.getuid()
-    assert broker.admin("status")["projects"][0]["counters"]["peer_unexpected"] == 1
+    assert broker.call("status")["projects"][0]["counters"]["peer_unexpected"] == 1
 
 
 def test_rate_limited(broker_factory):
@@ -342,8 +350,8 @@ def test_rate_limited(broker_factory):
     assert limited and all(ln["code"] == "rate_limited" for ln in limited)
     assert all(0 < ln["retry_after_seconds"] <= 1 for ln in limited)
     time.sleep(0.25)
-    assert broker.project("rl", "ping")["ok"] is True
-    assert broker.admin("status")["projects"][0]["counters"]["rate_limited"] == len(limited)
+    assert broker.project_call("rl", "ping")["ok"] is True
+    assert broker.call("status")["projects"][0]["counters"]["rate_limited"] == len(limited)
     assert any(e["outcome"] == "rate_limited" for e in broker.audit_events())
 
 
@@ -356,20 +364,6 @@ def test_pipelined_requests_answered_in_order(broker_factory):
     lines, _closed = raw_exchange(broker.project_socket("pipe"), payload, max_lines=100)
     assert [ln["name"] for ln in lines] == names * 5
     assert [ln["value"] for ln in lines] == ["v-%s" % n for n in names * 5]
-
-
-def test_single_reply_is_one_send(broker):
-    """A simple client doing one recv(65536) gets the complete reply line."""
-    broker.make_project("one", ["A"], expected_uid=os.getuid())
-    _push(broker, {"A": "y" * 60000})
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(3)
-    sock.connect(broker.project_socket("one"))
-    sock.sendall(b'{"op":"get","name":"A"}\n')
-    time.sleep(0.1)
-    data = sock.recv(65536)
-    sock.close()
-    assert data.endswith(b"\n") and json.loads(data)["value"] == "y" * 60000
 
 
 def test_watch_reports_changed_names_only(broker):
@@ -393,7 +387,7 @@ def test_watch_reports_changed_names_only(broker):
     event = json.loads(reader.readline())
     assert event["event"] == "changed" and event["names"] == ["A", "B"] and event["at"].endswith("Z")
     assert TOKEN.encode() not in json.dumps(event).encode()
-    broker.admin("clear-creds")
+    broker.call("clear-creds")
     event = json.loads(reader.readline())
     assert event["names"] == ["A"]
     sock.close()
@@ -436,8 +430,8 @@ def test_project_bad_input(broker, payload):
     lines, closed = raw_exchange(broker.project_socket("bad"), payload + b'{"op":"ping"}\n')
     assert closed
     assert len(lines) == 1 and lines[0]["ok"] is False and lines[0]["code"] == "protocol_error"
-    assert broker.project("bad", "get", name="A")["value"] == TOKEN
-    assert broker.admin("status")["projects"][0]["counters"]["protocol_error"] == 1
+    assert broker.project_call("bad", "get", name="A")["value"] == TOKEN
+    assert broker.call("status")["projects"][0]["counters"]["protocol_error"] == 1
     assert any(e["outcome"] == "protocol_error" and e["project"] == "bad" for e in broker.audit_events())
 
 
@@ -446,7 +440,7 @@ def test_admin_bad_input(broker, payload):
     lines, closed = raw_exchange(broker.admin_socket, payload)
     assert closed
     assert len(lines) == 1 and lines[0]["code"] == "protocol_error"
-    assert broker.admin("status")["ok"] is True
+    assert broker.call("status")["ok"] is True
 
 
 def test_project_oversize_message(broker):
@@ -465,7 +459,7 @@ def test_project_oversize_message(broker):
     assert len(ok) == P.MAX_PROJECT_MESSAGE_BYTES
     lines, _closed = raw_exchange(broker.project_socket("big"), ok + b"\n", max_lines=1)
     assert lines[0]["ok"] is True
-    assert broker.project("big", "ping")["ok"] is True
+    assert broker.project_call("big", "ping")["ok"] is True
 
 
 def test_admin_oversize_message(broker):
@@ -475,7 +469,7 @@ def test_admin_oversize_message(broker):
     # a push just under 1 MiB total works
     many = {"S%05d" % i: "v" * 900 for i in range(1000)}
     assert len(json.dumps({"op": "push-creds", "secrets": many})) < P.MAX_ADMIN_MESSAGE_BYTES
-    assert broker.admin("push-creds", secrets=many)["secret_count"] == 1000
+    assert broker.call("push-creds", secrets=many)["secret_count"] == 1000
 
 
 def test_slow_loris_is_closed_and_others_served(broker_factory):
@@ -489,7 +483,7 @@ def test_slow_loris_is_closed_and_others_served(broker_factory):
     idle.settimeout(5)
     idle.connect(broker.admin_socket)
     start = time.monotonic()
-    assert broker.project("slow", "ping")["ok"] is True
+    assert broker.project_call("slow", "ping")["ok"] is True
     data = b""
     while True:
         chunk = slow.recv(4096)
@@ -503,7 +497,7 @@ def test_slow_loris_is_closed_and_others_served(broker_factory):
     assert idle.recv(4096) == b""
     slow.close()
     idle.close()
-    assert broker.admin("status")["ok"] is True
+    assert broker.call("status")["ok"] is True
 
 
 def test_blank_lines_are_ignored(broker):
@@ -515,18 +509,18 @@ def test_blank_lines_are_ignored(broker):
 def test_status_never_contains_values(broker):
     broker.make_project("canary", ["A", "S"], expected_uid=os.getuid())
     _push(broker, {"A": TOKEN, "S": {"secret_key": AWS_SECRET, "f": FIELD_VALUE}})
-    broker.project("canary", "get", name="A")
-    raw = json.dumps(broker.admin("status"))
+    broker.project_call("canary", "get", name="A")
+    raw = json.dumps(broker.call("status"))
     for canary in CANARIES:
         assert canary not in raw
-    info = json.dumps(broker.project("canary", "info"))
+    info = json.dumps(broker.project_call("canary", "info"))
     for canary in CANARIES:
         assert canary not in info
 
 
 def test_audit_file_mode_and_chain(broker):
     broker.make_project("chain", ["A"], expected_uid=os.getuid())
-    broker.project("chain", "ping")
+    broker.project_call("chain", "ping")
     events = broker.audit_events()
     assert stat.S_IMODE(os.stat(broker.audit_log).st_mode) == 0o640
     assert events[0]["prev"] == "0" * 64
@@ -543,10 +537,10 @@ def test_audit_write_failure_is_reported_and_serving_continues(broker_factory):
     broker.start()
     broker.make_project("full", ["A"], expected_uid=os.getuid())
     _push(broker, {"A": TOKEN})
-    assert broker.project("full", "get", name="A")["value"] == TOKEN
+    assert broker.project_call("full", "get", name="A")["value"] == TOKEN
     time.sleep(0.3)
-    audit = broker.admin("status")["audit"]
+    audit = broker.call("status")["audit"]
     assert audit["write_errors"] >= 1
     assert audit["healthy"] is False
     assert audit["last_error"] and "OSError" in audit["last_error"] or "No space" in audit["last_error"]
-    assert broker.project("full", "ping")["ok"] is True
+    assert broker.project_call("full", "ping")["ok"] is True

@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.remo.broker.plugins.module_utils._broker_client import BrokerError
 from ansible_collections.remo.broker.plugins.module_utils import _protocol as P
 
-from daemon_helpers import CANARIES, DAEMON, raw_exchange, write_manifest
+from ansible_collections.remo.broker.tests.unit.broker_harness import CANARIES, DAEMON, raw_exchange, write_manifest
 
 TOKEN, AWS_SECRET, FIELD_VALUE, OTHER = CANARIES
 
@@ -43,7 +43,7 @@ def test_sigterm_removes_sockets_and_exits_zero(broker):
 
 def test_sigterm_drains_inflight_request(broker):
     broker.make_project("drain", ["A"], expected_uid=os.getuid())
-    broker.admin("push-creds", secrets={"A": TOKEN})
+    broker.call("push-creds", secrets={"A": TOKEN})
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(5)
     sock.connect(broker.project_socket("drain"))
@@ -66,7 +66,7 @@ def test_sigterm_drains_inflight_request(broker):
 def test_restart_restores_registrations_with_empty_secrets(broker_factory):
     first = broker_factory()
     pdir = first.make_project("keep", ["A"], expected_uid=os.getuid())
-    first.admin("push-creds", secrets={"A": TOKEN})
+    first.call("push-creds", secrets={"A": TOKEN})
     state = os.path.join(first.state_dir, "registrations.json")
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
     with open(state, encoding="utf-8") as fh:
@@ -75,14 +75,14 @@ def test_restart_restores_registrations_with_empty_secrets(broker_factory):
     assert first.stop(signal.SIGKILL) != 0           # crash: sockets left behind
     second = broker_factory(start=False, base=first.base)
     second.start()
-    status = second.admin("status")
+    status = second.call("status")
     assert [p["name"] for p in status["projects"]] == ["keep"]
     assert status["secret_count"] == 0
     with pytest.raises(BrokerError) as err:
-        second.project("keep", "get", name="A")
+        second.project_call("keep", "get", name="A")
     assert err.value.code == "not_found"
-    second.admin("push-creds", secrets={"A": OTHER})
-    assert second.project("keep", "get", name="A")["value"] == OTHER
+    second.call("push-creds", secrets={"A": OTHER})
+    assert second.project_call("keep", "get", name="A")["value"] == OTHER
     # the audit chain continues across the restart
     assert second.run_cli("audit", "verify", "--audit-log", second.audit_log).returncode == 0
 
@@ -94,33 +94,33 @@ def test_restart_with_broken_manifest_keeps_socket_with_empty_allowlist(broker_f
     write_manifest(pdir, "later", [], raw="this is = = not toml")
     second = broker_factory(start=False, base=first.base)
     second.start()
-    proj = second.admin("status")["projects"][0]
+    proj = second.call("status")["projects"][0]
     assert proj["allowlist"] == [] and proj["manifest_error"]
     with pytest.raises(BrokerError) as err:
-        second.project("later", "get", name="A")
+        second.project_call("later", "get", name="A")
     assert err.value.code == "denied"
     write_manifest(pdir, "later", ["A"])
-    assert second.admin("reload", name="later")["changed"] is True
+    assert second.call("reload", name="later")["changed"] is True
 
 
 def test_sighup_reloads_and_keeps_old_allowlist_on_bad_manifest(broker):
     good = broker.make_project("good", ["A"], expected_uid=os.getuid())
     bad = broker.make_project("bad", ["A"], expected_uid=os.getuid())
-    broker.admin("push-creds", secrets={"A": TOKEN, "B": OTHER})
+    broker.call("push-creds", secrets={"A": TOKEN, "B": OTHER})
     write_manifest(good, "good", ["A", "B"])
     write_manifest(bad, "bad", [], raw='schema_version = 2\nproject = "bad"\n[secrets.B]\nunknown_key = 1\n')
     broker.send_signal(signal.SIGHUP)
 
     def reloaded():
-        projects = {p["name"]: p for p in broker.admin("status")["projects"]}
+        projects = {p["name"]: p for p in broker.call("status")["projects"]}
         return projects["good"]["allowlist"] == ["A", "B"] and projects["bad"]["manifest_error"]
     assert _wait(reloaded)
-    projects = {p["name"]: p for p in broker.admin("status")["projects"]}
+    projects = {p["name"]: p for p in broker.call("status")["projects"]}
     assert projects["bad"]["allowlist"] == ["A"]
-    assert broker.project("good", "get", name="B")["value"] == OTHER
-    assert broker.project("bad", "get", name="A")["value"] == TOKEN
+    assert broker.project_call("good", "get", name="B")["value"] == OTHER
+    assert broker.project_call("bad", "get", name="A")["value"] == TOKEN
     with pytest.raises(BrokerError):
-        broker.project("bad", "get", name="B")
+        broker.project_call("bad", "get", name="B")
     assert "manifest.toml:4:" in broker.stderr()
     assert broker.proc.poll() is None
 
@@ -138,7 +138,7 @@ def test_sd_notify_ready(broker_factory, abstract):
         listener.bind(notify)
     listener.settimeout(10)
     try:
-        broker = broker_factory(env={"NOTIFY_SOCKET": notify})
+        broker = broker_factory(env={"NOTIFY_SOCKET": notify}, start=False).start(wait=False)
         msg = listener.recv(4096).decode()
         assert "READY=1" in msg.split("\n")
         assert any(line.startswith("STATUS=") for line in msg.split("\n"))
@@ -152,7 +152,7 @@ def test_sd_notify_ready(broker_factory, abstract):
 def test_audit_verify_detects_edit_and_removal(broker):
     broker.make_project("ver", ["A"], expected_uid=os.getuid())
     for _attempt in range(3):
-        broker.project("ver", "ping")
+        broker.project_call("ver", "ping")
     broker.stop()
     ok = broker.run_cli("audit", "verify", "--audit-log", broker.audit_log)
     assert ok.returncode == 0, ok.stderr
@@ -177,9 +177,9 @@ def test_audit_verify_detects_edit_and_removal(broker):
 def test_audit_cli_filters(broker):
     broker.make_project("one", ["A"], expected_uid=os.getuid())
     broker.make_project("two", ["A"], expected_uid=os.getuid())
-    broker.project("one", "ping")
-    broker.project("two", "ping")
-    broker.project("two", "info")
+    broker.project_call("one", "ping")
+    broker.project_call("two", "ping")
+    broker.project_call("two", "info")
     broker.audit_events()
     res = broker.run_cli("audit", "--audit-log", broker.audit_log, "--project", "two", "--json")
     events = [json.loads(x) for x in res.stdout.splitlines()]
@@ -193,7 +193,7 @@ def test_audit_cli_filters(broker):
 
 
 def test_process_is_hardened(broker):
-    status = broker.admin("status")
+    status = broker.call("status")
     assert status["hardening"] == {"dumpable": 0, "rlimit_core": 0}
     with open("/proc/%d/status" % broker.proc.pid, encoding="ascii") as fh:
         assert fh.read()  # process exists
@@ -206,7 +206,7 @@ def test_second_daemon_refuses_live_admin_socket(broker, broker_factory):
     other = broker_factory(start=False, base=broker.base)
     other.start(wait=False)
     assert other.proc.wait(10) != 0
-    assert broker.admin("ping")["ok"] is True
+    assert broker.call("ping")["ok"] is True
 
 
 def test_admin_group_option(broker_factory):
@@ -217,7 +217,7 @@ def test_admin_group_option(broker_factory):
 def test_many_concurrent_clients(broker_factory):
     broker = broker_factory("--rate-limit", "0")
     broker.make_project("conc", ["A"], expected_uid=os.getuid())
-    broker.admin("push-creds", secrets={"A": "v"})
+    broker.call("push-creds", secrets={"A": "v"})
     socks = []
     for _index in range(64):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -255,7 +255,7 @@ def test_cli_end_to_end(broker):
     write_manifest(pdir, "cli", ["A", "S"])
     res = broker.run_cli(*rd, "register", "cli", pdir, "--expected-uid", str(os.getuid()))
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["socket_path"] == broker.project_socket("cli")
+    assert json.loads(res.stdout)["socket_path"] == os.path.realpath(broker.project_socket("cli"))
     secrets = json.dumps({"A": TOKEN, "S": {"k": FIELD_VALUE}}).encode()
     res = broker.run_cli(*rd, "push", "--check", stdin=secrets)
     assert res.returncode == 0 and json.loads(res.stdout)["added"] == ["A", "S"]
@@ -323,7 +323,7 @@ def test_cli_watch_streams_events(broker):
     try:
         first = json.loads(proc.stdout.readline())
         assert first == {"watching": ["A"]}
-        broker.admin("push-creds", secrets={"A": TOKEN})
+        broker.call("push-creds", secrets={"A": TOKEN})
         event = json.loads(proc.stdout.readline())
         assert event["names"] == ["A"]
     finally:
@@ -346,7 +346,7 @@ def test_torn_audit_tail_is_truncated_on_start(broker_factory):
         fh.write(b'{"ts":"2026-01-01T00:00:00Z","event":"get","proj')
     second = broker_factory(start=False, base=first.base)
     second.start()
-    second.project("torn", "ping")
+    second.project_call("torn", "ping")
     second.stop()
     res = second.run_cli("audit", "verify", "--audit-log", second.audit_log)
     assert res.returncode == 0, res.stderr

@@ -15,28 +15,23 @@ its RSS stays bounded.  Reproduce a failure with REMO_FUZZ_SEED=<seed>.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _robustness import (  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.remo.broker.tests.unit.broker_harness import (
     ADMIN_CODES,
     ADMIN_LIMIT,
     PROJECT_CODES,
     PROJECT_LIMIT,
-    BrokerProc,
-    Mutator,
+    Daemon,
     RawConn,
     ReplyError,
-    admin_corpus,
     assert_healthy,
     check_reply,
-    project_corpus,
     write_manifest,
 )
+from ansible_collections.remo.broker.tests.unit.daemon.fuzz_inputs import Mutator, admin_corpus, project_corpus
 
 SEED = int(os.environ.get("REMO_FUZZ_SEED", "20261123"))
 TARGET_MESSAGES = int(os.environ.get("REMO_FUZZ_MESSAGES", "100000"))
@@ -118,7 +113,7 @@ def _admin_sentinel(n):
 
 @pytest.mark.slow
 def test_fuzz_live_daemon(tmp_path):
-    broker = BrokerProc(tmp_path, rate_limit=0).start()
+    broker = Daemon(tmp_path, rate_limit=0).start()
     try:
         broker.add_project(PROJECT, ALLOWED)
         other = write_manifest(str(tmp_path / "projects" / "fz-other"), "fz-other", ["TOKEN"])

@@ -16,15 +16,12 @@ import json
 import multiprocessing
 import os
 import socket
-import sys
 import time
 import uuid
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _robustness import BrokerProc, assert_healthy, scan_for  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, assert_healthy, scan_for
 
 PROJECTS = ["kp%d" % i for i in range(6)]
 NAMES = ["CANARY_TOKEN", "CANARY_STRUCT", "PLAIN"]
@@ -110,7 +107,7 @@ def _check_restarted(broker):
 def test_sigkill_mid_load_then_restart(tmp_path):
     canary = "CANARY-kill-%s" % uuid.uuid4().hex
     born = time.time() - 1.0
-    broker = BrokerProc(tmp_path, rate_limit=0)
+    broker = Daemon(tmp_path, rate_limit=0)
     broker.start()
     try:
         _setup(broker, canary)
@@ -161,7 +158,7 @@ def test_torn_audit_line_after_kill_is_handled(tmp_path):
     complete event), logs a warning, and records ``audit_truncated_bytes`` in its
     ``start`` event; the chain resumes from the last complete line.
     """
-    broker = BrokerProc(tmp_path, rate_limit=0)
+    broker = Daemon(tmp_path, rate_limit=0)
     broker.start()
     try:
         broker.add_project(PROJECTS[0], NAMES)

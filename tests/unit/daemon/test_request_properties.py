@@ -12,10 +12,11 @@ documented set, or the daemon closes the connection cleanly; the daemon never di
 Two layers:
 * LIVE: a real ``remo_broker.py serve`` process, real sockets (the client half-closes,
   so the exchange ends deterministically when the daemon closes).
-* IN-PROCESS: the daemon file imported as a module; bytes fed straight into its
-  per-connection protocol object (``Connection.data_received``) with a fake
-  transport (no sockets, no event loop), including the property that the way a
-  byte stream is cut into reads never changes the replies.
+* IN-PROCESS: the daemon's source modules; bytes fed straight into its
+  per-connection protocol object (``Connection.data_received``) with a recording
+  transport (no sockets, no event loop), including the properties that the way a
+  byte stream is cut into reads never changes the replies, and that every read is
+  answered with ONE write.
 
 Examples are derandomized (the same on every CI run) and no example database is
 written; set REMO_HYPOTHESIS_RANDOM=1 to explore new examples locally.
@@ -23,26 +24,26 @@ written; set REMO_HYPOTHESIS_RANDOM=1 to explore new examples locally.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import sys
 import time
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _robustness import (  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.remo.broker.plugins.module_utils._daemon.cli import build_parser
+from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection
+from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project
+from ansible_collections.remo.broker.plugins.module_utils._daemon.server import Broker
+from ansible_collections.remo.broker.tests.unit.broker_harness import (
     ADMIN_CODES,
     ADMIN_LIMIT,
     DAEMON,
     PROJECT_CODES,
     PROJECT_LIMIT,
-    BrokerProc,
+    Daemon,
     RawConn,
     ReplyError,
     assert_healthy,
@@ -125,7 +126,7 @@ def pipeline(item):
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     base = tmp_path_factory.mktemp("props")
-    broker = BrokerProc(base, rate_limit=0).start()
+    broker = Daemon(base, rate_limit=0).start()
     broker.add_project(PROJECT, ALLOWED)
     write_manifest(str(base / "projects" / "other"), "other", ["TOKEN"])
     broker.admin_ok("push-creds", secrets=SECRETS)
@@ -346,27 +347,18 @@ class FakeTransport:
 
 
 class InProc:
-    """The daemon module with a Broker (no event loop, no audit thread) and one project."""
+    """The daemon's own source modules: a Broker (no event loop, no audit writer) and one project."""
 
     def __init__(self, base):
-        spec = importlib.util.spec_from_file_location("remo_broker_inproc", DAEMON)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod  # dataclasses look their module up there
-        spec.loader.exec_module(mod)
-        self.mod = mod
-        try:
-            args = mod.build_parser().parse_args([
-                "serve", "--run-dir", os.path.join(base, "run"), "--state-dir", os.path.join(base, "state"),
-                "--audit-log", os.path.join(base, "audit.jsonl"), "--rate-limit", "0"])
-            self.broker = mod.Broker(args)
-            self.broker.started = time.monotonic()
-            path = write_manifest(os.path.join(base, "projects", PROJECT), PROJECT, ALLOWED)
-            self.project = mod.Project(PROJECT, path, os.getuid(), os.path.join(base, "run", PROJECT + ".sock"))
-            self.project.apply_manifest(self.broker._load_manifest(PROJECT, path))  # pylint: disable=protected-access
-            self.broker.projects[PROJECT] = self.project
-            self.push(SECRETS)
-        except (AttributeError, TypeError) as exc:
-            pytest.skip("daemon internals changed (%s); the live tests still cover the parser" % exc)
+        self.broker = Broker(build_parser().parse_args([
+            "serve", "--run-dir", os.path.join(base, "run"), "--state-dir", os.path.join(base, "state"),
+            "--audit-log", os.path.join(base, "audit.jsonl"), "--rate-limit", "0"]), DAEMON)
+        self.broker.started = time.monotonic()
+        path = write_manifest(os.path.join(base, "projects", PROJECT), PROJECT, ALLOWED)
+        self.project = Project(PROJECT, path, os.getuid(), os.path.join(base, "run"))
+        self.project.apply_manifest(self.broker.load_project_manifest(PROJECT, path))
+        self.broker.projects[PROJECT] = self.project
+        self.push(SECRETS)
 
     def push(self, secrets):
         out, closed = self.feed(None, [json.dumps({"op": "push-creds", "secrets": secrets}).encode() + b"\n"])
@@ -374,16 +366,25 @@ class InProc:
 
     def feed(self, project, chunks):
         """Feed ``chunks`` to a fresh connection; (all bytes written, closed)."""
-        conn = self.mod.Connection(self.broker, project)
+        out, closed, _writes = self.feed_writes(project, chunks)
+        return out, closed
+
+    def feed_writes(self, project, chunks):
+        """Like feed, plus the list of transport.write() calls per chunk."""
+        conn = Connection(self.broker, project)
         transport = FakeTransport()
         conn.transport = transport
         conn.pid, conn.uid = 4242, os.getuid()
+        conn.peer = (conn.pid, conn.uid)
+        writes = []
         for chunk in chunks:
             if transport.closed:
                 break
+            before = len(transport.out)
             conn.data_received(chunk)
-        self.broker.audit.queue.clear()  # no writer thread here
-        return b"".join(transport.out), transport.closed
+            writes.append(len(transport.out) - before)
+        self.broker.audit.queue.clear()  # no writer process here
+        return b"".join(transport.out), transport.closed, writes
 
 
 @pytest.fixture(scope="module")
@@ -441,3 +442,17 @@ def test_inproc_admin_replies_are_well_formed(inproc, data):
         assert replies and replies[-1].get("code") == "protocol_error", replies
     inproc.push(SECRETS)
     inproc.broker.projects[PROJECT] = inproc.project
+
+
+def test_inproc_each_read_is_answered_with_one_write(inproc):
+    """A client doing one recv() gets every reply to its pipelined requests, even a 60 KB one."""
+    inproc.push(dict(SECRETS, TOKEN="y" * 60000))
+    try:
+        batch = b"".join(b'{"op":"get","name":"TOKEN"}\n' for _i in range(3)) + b'{"op":"ping"}\n'
+        out, closed, writes = inproc.feed_writes(inproc.project, [batch, b'{"op":"get","name":"TOKEN"}\n'])
+        assert not closed
+        assert writes == [1, 1], "replies to one read went out in %r writes" % writes
+        lines = out.split(b"\n")[:-1]
+        assert len(lines) == 5 and json.loads(lines[0])["value"] == "y" * 60000
+    finally:
+        inproc.push(SECRETS)

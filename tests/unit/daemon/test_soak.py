@@ -15,14 +15,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _robustness import BrokerProc, assert_healthy, check_reply, PROJECT_CODES  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, assert_healthy, check_reply, PROJECT_CODES
 
 N_PROJECTS = 50
 N_PROCS = 2
@@ -129,7 +126,7 @@ def _drained_rss(broker, timeout=30.0):
 
 @pytest.mark.slow
 def test_soak_one_million_gets(tmp_path):
-    broker = BrokerProc(tmp_path, rate_limit=0).start()
+    broker = Daemon(tmp_path, rate_limit=0).start()
     try:
         for i in range(N_PROJECTS):
             broker.add_project("s%02d" % i, NAMES)

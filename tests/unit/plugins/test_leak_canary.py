@@ -29,11 +29,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.remo.broker.tests.unit.plugins.modules.broker_daemon import (
-    COLLECTION_ROOT,
-    DAEMON,
-    Daemon,
-)
+from ansible_collections.remo.broker.tests.unit.broker_harness import COLLECTION_ROOT, DAEMON, Daemon
 
 TARGET = os.path.join(COLLECTION_ROOT, "tests", "integration", "targets", "leak_canary")
 FNOX_NAMES = ("CANARY_GH", "CANARY_NPM", "CANARY_AWS_ID", "CANARY_AWS_KEY", "CANARY_ROTATED")

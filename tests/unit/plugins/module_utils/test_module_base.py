@@ -30,7 +30,7 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DEFAULT_ADMIN_SOCKET,
     DEFAULT_CLIENT_TIMEOUT,
 )
-from ansible_collections.remo.broker.tests.unit.plugins.modules.broker_daemon import run_module
+from ansible_collections.remo.broker.tests.unit.plugins.modules.module_runner import run_module
 
 
 def make_main(spec=None, action=None):

@@ -2,7 +2,7 @@
 # Copyright (c) remo.broker contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Fixtures for the module tests: a real remo-broker daemon on real sockets."""
+"""Fixtures for the module tests: a real remo-broker daemon (tests/unit/broker_harness.py)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,11 @@ import os
 
 import pytest
 
-from ansible_collections.remo.broker.tests.unit.plugins.modules.broker_daemon import (
-    DAEMON,
-    Daemon,
-)
-
 
 @pytest.fixture
-def daemon(tmp_path):
-    """A fresh daemon per test (its state dir and audit log live under ``tmp_path``)."""
-    if not os.path.exists(DAEMON):
-        pytest.fail("the bundled daemon %s is missing" % DAEMON)
-    broker = Daemon(tmp_path / "broker").start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+def daemon(broker_factory):
+    """A fresh daemon per test."""
+    return broker_factory()
 
 
 @pytest.fixture
@@ -35,22 +24,13 @@ def conn(daemon):
 
 
 @pytest.fixture
-def traversable_daemon():
-    """A daemon whose directories an unprivileged uid can traverse (pytest's tmp is 0700).
+def traversable_daemon(broker_factory):
+    """A daemon whose directories an unprivileged uid can traverse.
 
     Lets a permission test reach the socket itself, so the denial comes from the
-    socket's mode (or from one directory the test locks), not from pytest's tmp root.
+    socket's mode (or from one directory the test locks), not from a parent directory.
     """
-    import shutil
-    import tempfile
-
-    base = tempfile.mkdtemp(prefix="remo-broker-perm-")
-    os.chmod(base, 0o755)
-    broker = Daemon(base)
-    try:
-        broker.start()
-        os.chmod(broker.run_dir, 0o755)
-        yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    broker = broker_factory()
+    os.chmod(broker.base, 0o755)
+    os.chmod(broker.run_dir, 0o755)
+    return broker

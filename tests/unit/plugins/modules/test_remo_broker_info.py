@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.remo.broker.plugins.module_utils._protocol import PROTOCOL_VERSION
 from ansible_collections.remo.broker.plugins.modules import remo_broker_info
-from ansible_collections.remo.broker.tests.unit.plugins.modules.broker_daemon import (
+from ansible_collections.remo.broker.tests.unit.plugins.modules.module_runner import (
     run_module,
     run_module_as,
 )

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from ansible_collections.remo.broker.plugins.modules import remo_broker_push
-from ansible_collections.remo.broker.tests.unit.plugins.modules.broker_daemon import (
+from ansible_collections.remo.broker.tests.unit.plugins.modules.module_runner import (
     run_module,
     run_module_as,
 )

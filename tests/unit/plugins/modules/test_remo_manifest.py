@@ -14,7 +14,7 @@ import stat
 import pytest
 
 from ansible_collections.remo.broker.plugins.modules import remo_manifest
-from ansible_collections.remo.broker.tests.unit.plugins.modules.broker_daemon import (
+from ansible_collections.remo.broker.tests.unit.plugins.modules.module_runner import (
     run_module,
     run_module_as,
 )
@@ -116,7 +116,7 @@ def test_register_check_real_idempotent_unregister(daemon, conn, tmp_path):
 
     real = manifest(args, diff=True)
     assert real["changed"] is True
-    assert real["socket_path"] == os.path.join(daemon.run_dir, "demo.sock")
+    assert real["socket_path"] == os.path.join(daemon.run_dir, "projects", "demo", "demo.sock")
     assert os.path.exists(real["socket_path"])
     current = registered(daemon, "demo")
     assert current["manifest_sha256"] == real["manifest_sha256"]
