@@ -1,3 +1,7 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
 """Make this checkout importable as ``ansible_collections.remo.broker`` for pytest.
 
 Collections are imported by their FQCN path, so the tests need the checkout to sit at

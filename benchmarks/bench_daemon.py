@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark the remo-broker daemon against a bare asyncio echo server (same run).
 
 Not a test: run it by hand on an otherwise idle machine.
@@ -48,19 +48,24 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "daemon"))
+# The one daemon test harness, imported as the tests import it (conftest.py makes the
+# checkout importable as ansible_collections.remo.broker under .cache/collections).
+_COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
+if not os.path.islink(os.path.join(_COLLECTIONS, "ansible_collections", "remo", "broker")):
+    os.makedirs(os.path.join(_COLLECTIONS, "ansible_collections", "remo"), exist_ok=True)
+    os.symlink(ROOT, os.path.join(_COLLECTIONS, "ansible_collections", "remo", "broker"))
+sys.path.insert(0, _COLLECTIONS)
 
-import _robustness  # noqa: E402  pylint: disable=wrong-import-position
-from _robustness import BrokerProc  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon  # noqa: E402  pylint: disable=wrong-import-position
 
 ECHO = os.path.join(HERE, "echo_server.py")
 NAIVE = os.path.join(HERE, "naive_daemon.py")
 # Baselines measured in the same run.  The targets are judged against "streams" (the
-# canonical asyncio echo server the issue calibrates with); "protocol" is a stricter
-# floor shown for context; "naive" is the issue's naive daemon (calibration row, ~0.16).
+# canonical asyncio echo server, the calibration); "protocol" is a stricter
+# floor shown for context; "naive" is benchmarks/naive_daemon.py (calibration row, ~0.16).
 BASELINES = ("streams", "protocol", "naive")
 JUDGE = "streams"
-MODULE = True   # start the daemon as the systemd unit does (python -s -m remo_broker)
+DAEMON = None   # --daemon: another daemon file (A/B runs); default: the role's remo_broker.py
 GET = b'{"op":"get","name":"TOKEN"}\n'
 TARGETS = {
     "p99_1_us": 300.0,          # 1-client p99 under 300 us
@@ -69,6 +74,7 @@ TARGETS = {
     "push_ms": 20.0,            # push of 1,000 secrets under 20 ms
     "ready_ms": 300.0,          # start -> READY under 300 ms
     "idle_rss_mib": 20.0,       # idle RSS under 20 MiB
+    "idle_pss_total_mib": 20.0,  # idle PSS of the serving process + the audit writer under 20 MiB
 }
 
 
@@ -273,13 +279,13 @@ def bench_ready(base, runs=10, projects=0):
         d = os.path.join(base, "ready%d-%d" % (projects, i))
         if projects:
             if i == 0:
-                seed = BrokerProc(module=MODULE, base=d, rate_limit=0).start()
+                seed = Daemon(d, rate_limit=0, daemon=DAEMON).start()
                 for k in range(projects):
                     seed.add_project("r%02d" % k, ("TOKEN",), base=pbase)
                 seed.stop()
             else:
                 shutil.copytree(os.path.join(base, "ready%d-0" % projects, "state"), os.path.join(d, "state"))
-        broker = BrokerProc(module=MODULE, base=d, rate_limit=0).start()
+        broker = Daemon(d, rate_limit=0, daemon=DAEMON).start()
         times.append(broker.ready_seconds * 1000.0)
         broker.stop()
     return {"p50_ms": pct(times, 50), "max_ms": max(times), "runs": runs, "projects": projects}
@@ -304,7 +310,7 @@ def _mem(pid):
 
 
 def bench_idle_rss(base):
-    broker = BrokerProc(module=MODULE, base=os.path.join(base, "idle"), rate_limit=None).start()
+    broker = Daemon(os.path.join(base, "idle"), daemon=DAEMON).start()
     try:
         broker.add_project("idle", ("TOKEN", "DB"))
         broker.admin_ok("push-creds", secrets={"TOKEN": "t" * 40, "DB": {"user": "u", "password": "p"}})
@@ -318,6 +324,7 @@ def bench_idle_rss(base):
             wf = _mem(writer)
             res.update({"writer_rss_mib": wf["VmRSS"], "writer_pss_mib": wf.get("Pss"),
                         "writer_private_mib": wf.get("Private_Dirty")})
+        res["pss_total_mib"] = (res.get("pss_mib") or 0) + (res.get("writer_pss_mib") or 0)
         return res
     finally:
         broker.stop()
@@ -395,29 +402,25 @@ def main(argv=None):
     parser.add_argument("--projects", type=int, default=8, help="projects the 64 clients are spread over")
     parser.add_argument("--daemon", default=None, help="daemon file to benchmark (default: the role's remo_broker.py); "
                         "for A/B runs of a patched copy")
-    parser.add_argument("--launch", choices=("module", "script"), default="module",
-                        help="module: `python -s -m remo_broker` as the systemd unit does (default); "
-                             "script: `python remo_broker.py`")
     parser.add_argument("--load-only", action="store_true", help="only the latency/throughput points")
     parser.add_argument("--baselines", default=",".join(BASELINES),
                         type=lambda v: tuple(x for x in v.split(",") if x),
                         help="comma-separated baselines measured in the same run: streams (the canonical "
                              "asyncio streams echo; the targets are judged against it), protocol (a Protocol "
-                             "line echo, a stricter floor), naive (the issue's naive daemon); default: all")
+                             "line echo, a stricter floor), naive (benchmarks/naive_daemon.py); default: all")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "bench_daemon.json"))
     parser.add_argument("--py-spy", dest="py_spy", default=None, metavar="DIR",
                         help="also profile the daemon with py-spy during the 64-client and saturation points")
     args = parser.parse_args(argv)
-    global MODULE  # pylint: disable=global-statement
-    MODULE = args.launch == "module"
+    global DAEMON  # pylint: disable=global-statement
     if args.daemon:
-        _robustness.DAEMON = os.path.abspath(args.daemon)
+        DAEMON = os.path.abspath(args.daemon)
 
     base = tempfile.mkdtemp(prefix="rbbench", dir="/tmp")
     res = {"machine": machine(), "args": vars(args), "targets": TARGETS, "baselines": list(args.baselines),
            "judge": JUDGE}
     servers = {kind: Echo(base, kind) for kind in args.baselines}
-    broker = BrokerProc(module=MODULE, base=os.path.join(base, "d"), rate_limit=0).start()
+    broker = Daemon(os.path.join(base, "d"), rate_limit=0, daemon=DAEMON).start()
     try:
         projects = ["b%02d" % i for i in range(args.projects)]
         for name in projects:
@@ -575,8 +578,8 @@ def render_load(res):
     out = ["machine: %s cores, %s, Python %s, commit %s; load average at start %s; %d repetitions (median)" % (
         m["nproc"], m["cpu"] or "cpu?", m["python"], m["commit"],
         "/".join("%.2f" % x for x in res["load_average_at_start"]), res["args"]["repeat"]),
-        "targets are judged against the %s echo (the issue's calibration); the protocol echo is a stricter "
-        "floor shown for context; naive = the issue's naive daemon" % JUDGE, ""]
+        "targets are judged against the %s echo (the calibration); the protocol echo is a stricter "
+        "floor shown for context; naive = benchmarks/naive_daemon.py" % JUDGE, ""]
     out += render_rows(res, load_rows(res))
     out += ["", "ratios per repetition: " + json.dumps({k: [round(x, 3) for x in v] for k, v in res["ratio_runs"].items()})]
     kinds = ["daemon"] + list(res["baselines"])
@@ -619,6 +622,8 @@ def table(res):
     if idle.get("writer_rss_mib") is not None:
         row("audit writer process: RSS (PSS %.1f, private dirty %.1f)" % (
             idle.get("writer_pss_mib") or 0, idle.get("writer_private_mib") or 0), idle["writer_rss_mib"], None, None, "MiB")
+    row("idle PSS, serving process %.1f + audit writer %.1f" % (idle.get("pss_mib") or 0, idle.get("writer_pss_mib") or 0),
+        idle["pss_total_mib"], "< %g MiB" % t["idle_pss_total_mib"], idle["pss_total_mib"] < t["idle_pss_total_mib"], "MiB")
     return rows
 
 

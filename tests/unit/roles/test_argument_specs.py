@@ -1,3 +1,7 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
 """Every role's meta/argument_specs.yml must describe its defaults exactly.
 
 ansible-core validates arguments against argument_specs but never checks that the

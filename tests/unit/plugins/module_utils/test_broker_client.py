@@ -1,3 +1,7 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
 """_broker_client against a real AF_UNIX server thread (community.docker's UnixSocketStreamTest pattern)."""
 
 from __future__ import annotations

@@ -1,9 +1,16 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
 """Constants of the wire protocol (the single source of truth)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -48,9 +55,11 @@ def test_ops_and_error_codes():
 
 
 def test_exit_codes_distinct():
-    codes = [P.EXIT_OK, P.EXIT_BROKER_ERROR, P.EXIT_USAGE, P.EXIT_CONNECT, P.EXIT_MANIFEST_INVALID,
-             P.EXIT_AUDIT_VERIFY_FAILED]
-    assert codes == [0, 1, 2, 3, 4, 5]
+    codes = {name: getattr(P, name) for name in dir(P) if name.startswith("EXIT_")}
+    assert len(codes) >= 6
+    assert len(set(codes.values())) == len(codes), "two EXIT_ constants share a value: %r" % codes
+    assert all(isinstance(code, int) and 0 <= code < 126 for code in codes.values())   # 126+ mean "shell/signal"
+    assert codes["EXIT_OK"] == 0
 
 
 def test_patterns_are_the_documented_ones():
@@ -75,8 +84,65 @@ def test_is_valid_secret_name(name, ok):
     assert P.is_valid_secret_name(name) is ok
 
 
-def test_module_has_no_side_effects_and_is_stdlib():
+def test_module_is_private():
     with open(P.__file__, encoding="utf-8") as fh:
         text = fh.read()
     assert "PRIVATE to the collection" in text
     assert "\nassert " not in text and "    assert " not in text
+
+
+# ---------------------------------------------------------------------------
+# Every module_utils file the daemon embeds: stdlib only, no side effect at import
+# ---------------------------------------------------------------------------
+MODULE_UTILS = os.path.dirname(P.__file__)
+EMBEDDED = sorted(
+    ["plugins/module_utils/" + f for f in ("_protocol.py", "_manifest.py", "_broker_client.py")]
+    + ["plugins/module_utils/_daemon/" + f for f in os.listdir(os.path.join(MODULE_UTILS, "_daemon")) if f.endswith(".py")])
+
+# Run in a fresh `python -I -B`: import the module with an audit hook that records every
+# effect outside the interpreter (a file opened for writing, a file removed or renamed,
+# a directory made, a socket, a process), then print them.
+_AUDIT_IMPORT = r"""
+import os, sys
+effects = []
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+def hook(event, args):
+    if event == "open":
+        path, mode, flags = (list(args) + [None, None])[:3]
+        if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & WRITE_FLAGS):
+            effects.append("open for writing: %r" % (path,))
+    elif event.startswith(("os.remove", "os.rename", "os.mkdir", "os.chmod", "os.chown", "os.symlink", "os.truncate",
+                           "socket.connect", "socket.bind", "subprocess.", "os.system", "os.posix_spawn", "os.fork",
+                           "os.exec", "os.kill", "shutil.")):
+        effects.append("%s%r" % (event, args[:2]))
+sys.path.insert(0, sys.argv[1])
+sys.addaudithook(hook)
+__import__(sys.argv[2])
+print("\\n".join(effects))
+"""
+
+
+@pytest.mark.parametrize("rel", EMBEDDED)
+def test_embedded_module_imports_only_the_stdlib(rel):
+    tree = ast.parse(open(os.path.join(ROOT, rel), encoding="utf-8").read(), filename=rel)
+    outside = []
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or "."] if isinstance(node, ast.ImportFrom) else []
+        for name in names:
+            if name.split(".")[0] in sys.stdlib_module_names or name == "__future__":
+                continue
+            if name.startswith("ansible_collections.remo.broker.plugins.module_utils."):
+                continue
+            outside.append("%s:%d imports %s" % (rel, node.lineno, name))
+    assert outside == []
+
+
+@pytest.mark.parametrize("rel", EMBEDDED)
+def test_embedded_module_has_no_side_effect_at_import(rel):
+    collections_root = os.path.dirname(list(sys.modules["ansible_collections"].__path__)[0])
+    module = "ansible_collections.remo.broker." + rel[:-3].replace("/", ".")
+    res = subprocess.run([sys.executable, "-I", "-B", "-c", _AUDIT_IMPORT, collections_root, module],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "", "%s acts on the system when imported:\n%s" % (rel, res.stdout)
