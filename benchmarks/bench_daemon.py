@@ -291,6 +291,39 @@ def bench_ready(base, runs=10, projects=0):
     return {"p50_ms": pct(times, 50), "max_ms": max(times), "runs": runs, "projects": projects}
 
 
+def bench_ab(base, other, runs=20):
+    """Start -> READY and idle PSS (serving + writer), alternating the role's daemon and ``other``.
+
+    Interleaving the two files in one loop cancels the drift of a shared machine; each
+    start is a byte-compiled install, as the role does it.
+    """
+    res = {}
+    for label, path in (("this", None), ("other", other)):
+        res[label] = {"ready_ms": [], "pss_total_mib": []}
+    for i in range(runs):
+        for label, path in (("this", None), ("other", other)):
+            broker = Daemon(os.path.join(base, "ab-%s-%d" % (label, i)), daemon=path).start()
+            try:
+                res[label]["ready_ms"].append(broker.ready_seconds * 1000.0)
+                if i < 3:
+                    broker.add_project("ab", ("TOKEN",))
+                    broker.admin_ok("push-creds", secrets={"TOKEN": "t" * 40})
+                    broker.project("ab", "get", name="TOKEN")
+                    writer = broker.admin("status")["audit"]["writer_pid"]
+                    time.sleep(1.0)   # idle
+                    res[label]["pss_total_mib"].append((_mem(broker.pid)["Pss"] + _mem(writer)["Pss"]))
+            finally:
+                broker.stop()
+    out = {}
+    for label, vals in res.items():
+        out[label] = {"ready_p50_ms": statistics.median(vals["ready_ms"]),
+                      "pss_total_mib": statistics.median(vals["pss_total_mib"])}
+    out["ready_ratio"] = out["this"]["ready_p50_ms"] / out["other"]["ready_p50_ms"]
+    out["pss_ratio"] = out["this"]["pss_total_mib"] / out["other"]["pss_total_mib"]
+    out["runs"] = runs
+    return out
+
+
 def _mem(pid):
     fields = {}
     with open("/proc/%d/status" % pid, encoding="ascii") as handle:
@@ -403,6 +436,8 @@ def main(argv=None):
     parser.add_argument("--daemon", default=None, help="daemon file to benchmark (default: the role's remo_broker.py); "
                         "for A/B runs of a patched copy")
     parser.add_argument("--load-only", action="store_true", help="only the latency/throughput points")
+    parser.add_argument("--ab", default=None, metavar="OTHER_DAEMON",
+                        help="only compare start -> READY and idle PSS with another daemon file, alternating starts")
     parser.add_argument("--baselines", default=",".join(BASELINES),
                         type=lambda v: tuple(x for x in v.split(",") if x),
                         help="comma-separated baselines measured in the same run: streams (the canonical "
@@ -417,6 +452,11 @@ def main(argv=None):
         DAEMON = os.path.abspath(args.daemon)
 
     base = tempfile.mkdtemp(prefix="rbbench", dir="/tmp")
+    if args.ab:
+        res = bench_ab(base, os.path.abspath(args.ab))
+        shutil.rmtree(base, ignore_errors=True)
+        print(json.dumps(res, indent=2))
+        return 0
     res = {"machine": machine(), "args": vars(args), "targets": TARGETS, "baselines": list(args.baselines),
            "judge": JUDGE}
     servers = {kind: Echo(base, kind) for kind in args.baselines}

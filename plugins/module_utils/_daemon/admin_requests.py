@@ -117,12 +117,12 @@ class AdminRequests:
             extra = None
             body = err(fail.code, fail.message, fail.details)
         self.audit.emit(audit_event(op, project, outcome, DECISION_ALLOW if outcome == "ok" else DECISION_DENY,
-                                    peer=conn.peer, t0=t0, extra=extra))
+                                    None, conn.peer, t0, extra))
         return body
 
     def _admin_protocol_error(self, conn, message, t0):
         """Audit a protocol error; returns the CloseAfter for the caller to raise."""
-        self.audit.emit(audit_event("protocol", None, E_PROTOCOL_ERROR, DECISION_DENY, peer=conn.peer, t0=t0))
+        self.audit.emit(audit_event("protocol", None, E_PROTOCOL_ERROR, DECISION_DENY, None, conn.peer, t0))
         return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
     # -- ops: each returns (project or None, reply fields, audit extra or None) ----

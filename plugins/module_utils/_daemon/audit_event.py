@@ -28,11 +28,18 @@ latency_us  microseconds spent on the request
 extra       None or a dict of counts (e.g. {"added": 2})
 """
 
-_new = tuple.__new__   # skips NamedTuple's Python-level __new__ on the serving path
+_clock = time.time
+_perf = time.perf_counter
 
 
-def audit_event(event, project, outcome, decision=None, name=None, peer=None, t0=None, extra=None):
-    """Build an AuditEvent now.  ``peer`` is a (pid, uid) pair; ``t0`` a perf_counter() start."""
-    pid, uid = peer if peer is not None else (None, None)
-    latency = int((time.perf_counter() - t0) * 1e6) if t0 is not None else 0
-    return _new(AuditEvent, (time.time(), event, project, name, decision, outcome, pid, uid, latency, extra))
+def audit_event(event, project, outcome, decision, name, peer, t0, extra=None):
+    """The fields of one AuditEvent, now, as the plain tuple the audit pipe carries.
+
+    Positional arguments only: this runs once per request.  ``peer`` is the
+    connection's (pid, uid); ``t0`` its time.perf_counter() start, or 0 for events that
+    are no request (start, stop, reload).  A plain tuple, not an AuditEvent instance:
+    marshal only takes exact tuples, and building the namedtuple would cost more than
+    the rest of a ``get``.  ``AuditEvent(*fields)`` names them wherever they are read.
+    """
+    return (_clock(), event, project, name, decision, outcome, peer[0], peer[1],
+            int((_perf() - t0) * 1e6) if t0 else 0, extra)

@@ -7,7 +7,7 @@
 
 """The serving side of the audit log: queue events, send batches to the writer process.
 
-``emit`` is a deque append of an AuditEvent (audit_event.py).  The event loop marshals
+``emit`` is a deque append of an event's fields (audit_event.py).  The event loop marshals
 the queue in batches (every ``AUDIT_FLUSH_INTERVAL`` or every ``AUDIT_BATCH`` events)
 into a pipe read by the writer process (audit_writer.py), which ``start`` spawns as a
 fresh interpreter before the event loop, any thread or any secret exists.
@@ -51,6 +51,7 @@ class AuditQueue:
         self.path = path
         self.program = program      # the daemon file the writer process runs
         self.queue = collections.deque()
+        self.emit = self.queue.append   # the serving path: audit_event() fields in, one C call
         self.truncated_bytes = 0
         self.paused = False
         self.on_pressure = None
@@ -64,9 +65,6 @@ class AuditQueue:
         self._lost = 0              # events that could not be handed to the writer
         self._timer = None
         self._poll = None
-
-    def emit(self, event):
-        self.queue.append(event)
 
     # -- start / stop ---------------------------------------------------------
     def start(self):
@@ -179,7 +177,7 @@ class AuditQueue:
         """Send the queued events to the writer (one marshal + one write); apply backpressure."""
         q = self.queue
         if q:
-            events = list(map(tuple, q))    # marshal takes plain tuples only
+            events = list(q)
             q.clear()
             if self._wfd is None or self._dead:
                 self._lost += len(events)

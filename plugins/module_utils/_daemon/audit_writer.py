@@ -45,7 +45,8 @@ WRITER_BOOT = "\n".join((
 COUNTERS = struct.Struct("<QQQQQQQ")
 ERR_OFFSET = 64
 PAGE_SIZE = 4096
-# A batch on the pipe: u32 length + marshal of a list of event tuples (audit_event.py order).
+# A batch on the pipe: u32 length + marshal of a list of events, each a tuple of the
+# AuditEvent fields in order (audit_event.py).
 FRAME = struct.Struct("<I")
 
 
@@ -162,7 +163,7 @@ class AuditFileWriter:
         mids = self._mid
         sec_now = self._sec
         prefix = self._sec_prefix
-        for ts, event, project, name, decision, outcome, pid, uid, latency_us, extra in events:
+        for ts, event, project, name, decision, outcome, pid, uid, latency_us, extra in events:   # AuditEvent order
             key = (event, project, name, decision, outcome, pid, uid)
             mid = mids.get(key)
             if mid is None:

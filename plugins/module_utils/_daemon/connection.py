@@ -67,7 +67,7 @@ class Connection:
                 transport.pause_reading()
             if project.expected_uid is not None and self.uid != project.expected_uid:
                 project.counters["peer_unexpected"] += 1
-                broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, peer=self.peer))
+                broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, None, self.peer, 0))
                 self.closed = True
                 transport.write(broker.peer_unexpected_reply)
                 transport.close()
@@ -144,7 +144,7 @@ class Connection:
         if project is not None:
             project.counters["protocol_error"] += 1
         self.broker.audit.emit(audit_event("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
-                                           DECISION_DENY, peer=self.peer))
+                                           DECISION_DENY, None, self.peer, 0))
         self.closed = True
         self.buf = b""
         self.transport.write(prefix + err(E_PROTOCOL_ERROR, message, {"reason": reason}))

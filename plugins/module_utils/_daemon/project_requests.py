@@ -54,7 +54,7 @@ class ProjectRequests:
                 project.tokens = tokens
                 project.counters["rate_limited"] += 1
                 retry = round((1.0 - tokens) / self.rate, 3) or 0.001
-                self.audit.emit(audit_event("request", project.name, E_RATE_LIMITED, DECISION_DENY, peer=conn.peer, t0=t0))
+                self.audit.emit(audit_event("request", project.name, E_RATE_LIMITED, DECISION_DENY, None, conn.peer, t0))
                 return err(E_RATE_LIMITED, "rate limit of %g requests/s exceeded for project %s" % (self.rate, project.name),
                            extra={"retry_after_seconds": retry})
             project.tokens = tokens - 1.0
@@ -65,45 +65,41 @@ class ProjectRequests:
                 return b""
         op = req.get("op")
         if op == "get":
-            return self._get(conn, req, t0)
+            name = req.get("name")
+            if not isinstance(name, str):
+                raise self._project_protocol_error(conn, "get needs a string 'name'", t0, "get")
+            if name not in project.allowlist:
+                project.counters["denied"] += 1
+                safe = _safe_name(name)
+                self.audit.emit(audit_event("get", project.name, E_DENIED, DECISION_DENY, safe, conn.peer, t0))
+                if safe is None:
+                    return err(E_DENIED, "requested name is not a valid secret name")
+                return err(E_DENIED, "secret %s is not in the allowlist of project %s" % (name, project.name))
+            field = req.get("field")
+            reply = self.get_replies.get(name) if field is None else self._field_reply(name, field)
+            if reply is None:
+                project.counters["not_found"] += 1
+                self.audit.emit(audit_event("get", project.name, E_NOT_FOUND, DECISION_ALLOW, name, conn.peer, t0))
+                if field is None:
+                    return err(E_NOT_FOUND, "secret %s has not been pushed to the broker" % name)
+                return err(E_NOT_FOUND, "secret %s has no such field" % name)
+            project.counters["allowed"] += 1
+            self.audit.emit(audit_event("get", project.name, "ok", DECISION_ALLOW, name, conn.peer, t0))
+            return reply
         if op == "ping":
-            self.audit.emit(audit_event("ping", project.name, "ok", DECISION_ALLOW, peer=conn.peer, t0=t0))
+            self.audit.emit(audit_event("ping", project.name, "ok", DECISION_ALLOW, None, conn.peer, t0))
             return project.ping_reply
         if op == "info":
-            self.audit.emit(audit_event("info", project.name, "ok", DECISION_ALLOW, peer=conn.peer, t0=t0))
+            self.audit.emit(audit_event("info", project.name, "ok", DECISION_ALLOW, None, conn.peer, t0))
             return project.info_reply
         if op == "watch":
             conn.watching = True
             project.watchers.add(conn)
-            self.audit.emit(audit_event("watch", project.name, "ok", DECISION_ALLOW, peer=conn.peer, t0=t0))
+            self.audit.emit(audit_event("watch", project.name, "ok", DECISION_ALLOW, None, conn.peer, t0))
             return ok({"watching": project.allowlist_list})
         if not isinstance(op, str):
             raise self._project_protocol_error(conn, "request has no string 'op'", t0)
         raise self._project_protocol_error(conn, "unknown op for a project socket", t0)
-
-    def _get(self, conn, req, t0):
-        project = conn.project
-        name = req.get("name")
-        if not isinstance(name, str):
-            raise self._project_protocol_error(conn, "get needs a string 'name'", t0, "get")
-        if name not in project.allowlist:
-            project.counters["denied"] += 1
-            safe = _safe_name(name)
-            self.audit.emit(audit_event("get", project.name, E_DENIED, DECISION_DENY, safe, conn.peer, t0))
-            if safe is None:
-                return err(E_DENIED, "requested name is not a valid secret name")
-            return err(E_DENIED, "secret %s is not in the allowlist of project %s" % (name, project.name))
-        field = req.get("field")
-        reply = self.get_replies.get(name) if field is None else self._field_reply(name, field)
-        if reply is None:
-            project.counters["not_found"] += 1
-            self.audit.emit(audit_event("get", project.name, E_NOT_FOUND, DECISION_ALLOW, name, conn.peer, t0))
-            if field is None:
-                return err(E_NOT_FOUND, "secret %s has not been pushed to the broker" % name)
-            return err(E_NOT_FOUND, "secret %s has no such field" % name)
-        project.counters["allowed"] += 1
-        self.audit.emit(audit_event("get", project.name, "ok", DECISION_ALLOW, name, conn.peer, t0))
-        return reply
 
     def _parse_project(self, conn, line, t0):
         """Parse a project request line (None for a blank line); cache flat string-valued ones."""
@@ -134,7 +130,7 @@ class ProjectRequests:
         """Count and audit a protocol error; returns the CloseAfter for the caller to raise."""
         project = conn.project
         project.counters["protocol_error"] += 1
-        self.audit.emit(audit_event(event, project.name, E_PROTOCOL_ERROR, DECISION_DENY, peer=conn.peer, t0=t0))
+        self.audit.emit(audit_event(event, project.name, E_PROTOCOL_ERROR, DECISION_DENY, None, conn.peer, t0))
         return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
     def _field_reply(self, name, field):

@@ -116,7 +116,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         if self.audit.truncated_bytes:
             start_extra["audit_truncated_bytes"] = self.audit.truncated_bytes
             log("warning", "audit log ended in an incomplete line; %d byte(s) removed" % self.audit.truncated_bytes)
-        self.audit.emit(audit_event("start", None, "ok", peer=(os.getpid(), os.getuid()), extra=start_extra))
+        self.audit.emit(audit_event("start", None, "ok", None, None, (os.getpid(), os.getuid()), 0, start_extra))
         release_startup_memory()
         sd_notify("READY=1\nSTATUS=%s\nMAINPID=%d" % (self._status_line(), os.getpid()))
         log("info", "ready: admin socket %s, %d project(s)" % (admin_socket_path(self.run_dir), len(self.projects)))
@@ -137,7 +137,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
                 project.manifest_error = str(exc)
                 outcome = E_MANIFEST_INVALID
                 log("error", "project %s: reload failed, previous allowlist kept: %s" % (project.name, exc))
-            self.audit.emit(audit_event("reload", project.name, outcome, peer=(os.getpid(), os.getuid())))
+            self.audit.emit(audit_event("reload", project.name, outcome, None, None, (os.getpid(), os.getuid()), 0))
         log("info", "SIGHUP: %d manifest(s) reloaded, %d kept previous allowlist" % (good, bad))
         sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
@@ -195,7 +195,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         for project in self.projects.values():
             remove(project.socket_path)    # the directory and the symlink stay for the next start
         remove(admin_socket_path(self.run_dir))
-        self.audit.emit(audit_event("stop", None, "ok", peer=(os.getpid(), os.getuid())))
+        self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
         log("info", "stopped")
 
 

@@ -1836,12 +1836,12 @@ values.
                     extra = None
                     body = err(fail.code, fail.message, fail.details)
                 self.audit.emit(audit_event(op, project, outcome, DECISION_ALLOW if outcome == "ok" else DECISION_DENY,
-                                            peer=conn.peer, t0=t0, extra=extra))
+                                            None, conn.peer, t0, extra))
                 return body
 
             def _admin_protocol_error(self, conn, message, t0):
                 """Audit a protocol error; returns the CloseAfter for the caller to raise."""
-                self.audit.emit(audit_event("protocol", None, E_PROTOCOL_ERROR, DECISION_DENY, peer=conn.peer, t0=t0))
+                self.audit.emit(audit_event("protocol", None, E_PROTOCOL_ERROR, DECISION_DENY, None, conn.peer, t0))
                 return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
             # -- ops: each returns (project or None, reply fields, audit extra or None) ----
@@ -2061,14 +2061,21 @@ latency_us  microseconds spent on the request
 extra       None or a dict of counts (e.g. {"added": 2})
 """
 
-        _new = tuple.__new__   # skips NamedTuple's Python-level __new__ on the serving path
+        _clock = time.time
+        _perf = time.perf_counter
 
 
-        def audit_event(event, project, outcome, decision=None, name=None, peer=None, t0=None, extra=None):
-            """Build an AuditEvent now.  ``peer`` is a (pid, uid) pair; ``t0`` a perf_counter() start."""
-            pid, uid = peer if peer is not None else (None, None)
-            latency = int((time.perf_counter() - t0) * 1e6) if t0 is not None else 0
-            return _new(AuditEvent, (time.time(), event, project, name, decision, outcome, pid, uid, latency, extra))
+        def audit_event(event, project, outcome, decision, name, peer, t0, extra=None):
+            """The fields of one AuditEvent, now, as the plain tuple the audit pipe carries.
+
+    Positional arguments only: this runs once per request.  ``peer`` is the
+    connection's (pid, uid); ``t0`` its time.perf_counter() start, or 0 for events that
+    are no request (start, stop, reload).  A plain tuple, not an AuditEvent instance:
+    marshal only takes exact tuples, and building the namedtuple would cost more than
+    the rest of a ``get``.  ``AuditEvent(*fields)`` names them wherever they are read.
+    """
+            return (_clock(), event, project, name, decision, outcome, peer[0], peer[1],
+                    int((_perf() - t0) * 1e6) if t0 else 0, extra)
 
     # ------------------------------------------------------------------------
     class _m05:  # plugins/module_utils/_daemon/audit_file.py
@@ -2193,7 +2200,7 @@ extra       None or a dict of counts (e.g. {"added": 2})
 
         """The serving side of the audit log: queue events, send batches to the writer process.
 
-``emit`` is a deque append of an AuditEvent (audit_event.py).  The event loop marshals
+``emit`` is a deque append of an event's fields (audit_event.py).  The event loop marshals
 the queue in batches (every ``AUDIT_FLUSH_INTERVAL`` or every ``AUDIT_BATCH`` events)
 into a pipe read by the writer process (audit_writer.py), which ``start`` spawns as a
 fresh interpreter before the event loop, any thread or any secret exists.
@@ -2237,6 +2244,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                 self.path = path
                 self.program = program      # the daemon file the writer process runs
                 self.queue = collections.deque()
+                self.emit = self.queue.append   # the serving path: audit_event() fields in, one C call
                 self.truncated_bytes = 0
                 self.paused = False
                 self.on_pressure = None
@@ -2250,9 +2258,6 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                 self._lost = 0              # events that could not be handed to the writer
                 self._timer = None
                 self._poll = None
-
-            def emit(self, event):
-                self.queue.append(event)
 
             # -- start / stop ---------------------------------------------------------
             def start(self):
@@ -2365,7 +2370,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                 """Send the queued events to the writer (one marshal + one write); apply backpressure."""
                 q = self.queue
                 if q:
-                    events = list(map(tuple, q))    # marshal takes plain tuples only
+                    events = list(q)
                     q.clear()
                     if self._wfd is None or self._dead:
                         self._lost += len(events)
@@ -2527,7 +2532,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         COUNTERS = struct.Struct("<QQQQQQQ")
         ERR_OFFSET = 64
         PAGE_SIZE = 4096
-        # A batch on the pipe: u32 length + marshal of a list of event tuples (audit_event.py order).
+        # A batch on the pipe: u32 length + marshal of a list of events, each a tuple of the
+        # AuditEvent fields in order (audit_event.py).
         FRAME = struct.Struct("<I")
 
 
@@ -2644,7 +2650,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 mids = self._mid
                 sec_now = self._sec
                 prefix = self._sec_prefix
-                for ts, event, project, name, decision, outcome, pid, uid, latency_us, extra in events:
+                for ts, event, project, name, decision, outcome, pid, uid, latency_us, extra in events:   # AuditEvent order
                     key = (event, project, name, decision, outcome, pid, uid)
                     mid = mids.get(key)
                     if mid is None:
@@ -3182,7 +3188,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         transport.pause_reading()
                     if project.expected_uid is not None and self.uid != project.expected_uid:
                         project.counters["peer_unexpected"] += 1
-                        broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, peer=self.peer))
+                        broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, None, self.peer, 0))
                         self.closed = True
                         transport.write(broker.peer_unexpected_reply)
                         transport.close()
@@ -3259,7 +3265,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 if project is not None:
                     project.counters["protocol_error"] += 1
                 self.broker.audit.emit(audit_event("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
-                                                   DECISION_DENY, peer=self.peer))
+                                                   DECISION_DENY, None, self.peer, 0))
                 self.closed = True
                 self.buf = b""
                 self.transport.write(prefix + err(E_PROTOCOL_ERROR, message, {"reason": reason}))
@@ -3415,7 +3421,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         project.tokens = tokens
                         project.counters["rate_limited"] += 1
                         retry = round((1.0 - tokens) / self.rate, 3) or 0.001
-                        self.audit.emit(audit_event("request", project.name, E_RATE_LIMITED, DECISION_DENY, peer=conn.peer, t0=t0))
+                        self.audit.emit(audit_event("request", project.name, E_RATE_LIMITED, DECISION_DENY, None, conn.peer, t0))
                         return err(E_RATE_LIMITED, "rate limit of %g requests/s exceeded for project %s" % (self.rate, project.name),
                                    extra={"retry_after_seconds": retry})
                     project.tokens = tokens - 1.0
@@ -3426,45 +3432,41 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         return b""
                 op = req.get("op")
                 if op == "get":
-                    return self._get(conn, req, t0)
+                    name = req.get("name")
+                    if not isinstance(name, str):
+                        raise self._project_protocol_error(conn, "get needs a string 'name'", t0, "get")
+                    if name not in project.allowlist:
+                        project.counters["denied"] += 1
+                        safe = _safe_name(name)
+                        self.audit.emit(audit_event("get", project.name, E_DENIED, DECISION_DENY, safe, conn.peer, t0))
+                        if safe is None:
+                            return err(E_DENIED, "requested name is not a valid secret name")
+                        return err(E_DENIED, "secret %s is not in the allowlist of project %s" % (name, project.name))
+                    field = req.get("field")
+                    reply = self.get_replies.get(name) if field is None else self._field_reply(name, field)
+                    if reply is None:
+                        project.counters["not_found"] += 1
+                        self.audit.emit(audit_event("get", project.name, E_NOT_FOUND, DECISION_ALLOW, name, conn.peer, t0))
+                        if field is None:
+                            return err(E_NOT_FOUND, "secret %s has not been pushed to the broker" % name)
+                        return err(E_NOT_FOUND, "secret %s has no such field" % name)
+                    project.counters["allowed"] += 1
+                    self.audit.emit(audit_event("get", project.name, "ok", DECISION_ALLOW, name, conn.peer, t0))
+                    return reply
                 if op == "ping":
-                    self.audit.emit(audit_event("ping", project.name, "ok", DECISION_ALLOW, peer=conn.peer, t0=t0))
+                    self.audit.emit(audit_event("ping", project.name, "ok", DECISION_ALLOW, None, conn.peer, t0))
                     return project.ping_reply
                 if op == "info":
-                    self.audit.emit(audit_event("info", project.name, "ok", DECISION_ALLOW, peer=conn.peer, t0=t0))
+                    self.audit.emit(audit_event("info", project.name, "ok", DECISION_ALLOW, None, conn.peer, t0))
                     return project.info_reply
                 if op == "watch":
                     conn.watching = True
                     project.watchers.add(conn)
-                    self.audit.emit(audit_event("watch", project.name, "ok", DECISION_ALLOW, peer=conn.peer, t0=t0))
+                    self.audit.emit(audit_event("watch", project.name, "ok", DECISION_ALLOW, None, conn.peer, t0))
                     return ok({"watching": project.allowlist_list})
                 if not isinstance(op, str):
                     raise self._project_protocol_error(conn, "request has no string 'op'", t0)
                 raise self._project_protocol_error(conn, "unknown op for a project socket", t0)
-
-            def _get(self, conn, req, t0):
-                project = conn.project
-                name = req.get("name")
-                if not isinstance(name, str):
-                    raise self._project_protocol_error(conn, "get needs a string 'name'", t0, "get")
-                if name not in project.allowlist:
-                    project.counters["denied"] += 1
-                    safe = _safe_name(name)
-                    self.audit.emit(audit_event("get", project.name, E_DENIED, DECISION_DENY, safe, conn.peer, t0))
-                    if safe is None:
-                        return err(E_DENIED, "requested name is not a valid secret name")
-                    return err(E_DENIED, "secret %s is not in the allowlist of project %s" % (name, project.name))
-                field = req.get("field")
-                reply = self.get_replies.get(name) if field is None else self._field_reply(name, field)
-                if reply is None:
-                    project.counters["not_found"] += 1
-                    self.audit.emit(audit_event("get", project.name, E_NOT_FOUND, DECISION_ALLOW, name, conn.peer, t0))
-                    if field is None:
-                        return err(E_NOT_FOUND, "secret %s has not been pushed to the broker" % name)
-                    return err(E_NOT_FOUND, "secret %s has no such field" % name)
-                project.counters["allowed"] += 1
-                self.audit.emit(audit_event("get", project.name, "ok", DECISION_ALLOW, name, conn.peer, t0))
-                return reply
 
             def _parse_project(self, conn, line, t0):
                 """Parse a project request line (None for a blank line); cache flat string-valued ones."""
@@ -3495,7 +3497,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 """Count and audit a protocol error; returns the CloseAfter for the caller to raise."""
                 project = conn.project
                 project.counters["protocol_error"] += 1
-                self.audit.emit(audit_event(event, project.name, E_PROTOCOL_ERROR, DECISION_DENY, peer=conn.peer, t0=t0))
+                self.audit.emit(audit_event(event, project.name, E_PROTOCOL_ERROR, DECISION_DENY, None, conn.peer, t0))
                 return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
             def _field_reply(self, name, field):
@@ -3925,7 +3927,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 if self.audit.truncated_bytes:
                     start_extra["audit_truncated_bytes"] = self.audit.truncated_bytes
                     log("warning", "audit log ended in an incomplete line; %d byte(s) removed" % self.audit.truncated_bytes)
-                self.audit.emit(audit_event("start", None, "ok", peer=(os.getpid(), os.getuid()), extra=start_extra))
+                self.audit.emit(audit_event("start", None, "ok", None, None, (os.getpid(), os.getuid()), 0, start_extra))
                 release_startup_memory()
                 sd_notify("READY=1\nSTATUS=%s\nMAINPID=%d" % (self._status_line(), os.getpid()))
                 log("info", "ready: admin socket %s, %d project(s)" % (admin_socket_path(self.run_dir), len(self.projects)))
@@ -3946,7 +3948,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         project.manifest_error = str(exc)
                         outcome = E_MANIFEST_INVALID
                         log("error", "project %s: reload failed, previous allowlist kept: %s" % (project.name, exc))
-                    self.audit.emit(audit_event("reload", project.name, outcome, peer=(os.getpid(), os.getuid())))
+                    self.audit.emit(audit_event("reload", project.name, outcome, None, None, (os.getpid(), os.getuid()), 0))
                 log("info", "SIGHUP: %d manifest(s) reloaded, %d kept previous allowlist" % (good, bad))
                 sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
@@ -4004,7 +4006,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 for project in self.projects.values():
                     remove(project.socket_path)    # the directory and the symlink stay for the next start
                 remove(admin_socket_path(self.run_dir))
-                self.audit.emit(audit_event("stop", None, "ok", peer=(os.getpid(), os.getuid())))
+                self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
                 log("info", "stopped")
 
 
@@ -4167,18 +4169,18 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 275, 1228),
     ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1506, 211),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m03', 1720, 311),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m04', 2034, 38),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m05', 2075, 109),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m06', 2187, 293),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m07', 2483, 261),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m08', 2747, 366),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m09', 3116, 151),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m10', 3270, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m11', 3362, 144),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m12', 3509, 234),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m13', 3746, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m14', 3810, 235),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m15', 4048, 115),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m04', 2034, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m05', 2082, 109),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m06', 2194, 291),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m07', 2488, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m08', 2753, 366),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m09', 3122, 151),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m10', 3276, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m11', 3368, 140),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m12', 3511, 234),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m13', 3748, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m14', 3812, 235),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m15', 4050, 115),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

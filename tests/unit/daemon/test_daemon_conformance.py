@@ -21,7 +21,7 @@ import pytest
 from ansible_collections.remo.broker.plugins.module_utils._broker_client import BrokerError
 from ansible_collections.remo.broker.plugins.module_utils import _protocol as P
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import CANARIES, raw_exchange, wait_for, write_manifest
+from ansible_collections.remo.broker.tests.unit.broker_harness import CANARIES, RawConn, raw_exchange, wait_for, write_manifest
 
 TOKEN, AWS_SECRET, FIELD_VALUE, OTHER = CANARIES
 
@@ -374,43 +374,36 @@ def test_pipelined_requests_answered_in_order(broker_factory):
 def test_watch_reports_changed_names_only(broker):
     broker.make_project("w", ["A", "B"], expected_uid=os.getuid())
     _push(broker, {"A": TOKEN, "B": OTHER, "C": "c"})
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(3)
-    sock.connect(broker.project_socket("w"))
-    reader = sock.makefile("rb")
-    sock.sendall(b'{"op":"watch"}\n')
-    first = json.loads(reader.readline())
+    conn = RawConn(broker.project_socket("w"), timeout=3)
+    conn.send(b'{"op":"watch"}\n')
+    first = json.loads(conn.read_line())
     assert first == {"ok": True, "watching": ["A", "B"]}
     # unchanged push: no event; change of a name outside the allowlist: no event
     _push(broker, {"A": TOKEN, "B": OTHER, "C": "c2"})
-    sock.settimeout(0.3)
+    conn.sock.settimeout(0.3)
     with pytest.raises(socket.timeout):
-        reader.readline()
-    sock.settimeout(3)
-    reader = sock.makefile("rb")
+        conn.read_line()
+    conn.sock.settimeout(3)
     _push(broker, {"A": AWS_SECRET, "C": "c2"})
-    event = json.loads(reader.readline())
+    event = json.loads(conn.read_line())
     assert event["event"] == "changed" and event["names"] == ["A", "B"] and event["at"].endswith("Z")
     assert TOKEN.encode() not in json.dumps(event).encode()
     broker.call("clear-creds")
-    event = json.loads(reader.readline())
+    event = json.loads(conn.read_line())
     assert event["names"] == ["A"]
-    sock.close()
+    conn.close()
 
 
 def test_watch_survives_client_timeout(broker_factory):
     broker = broker_factory("--client-timeout", "0.3")
     broker.make_project("wt", ["A"], expected_uid=os.getuid())
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(3)
-    sock.connect(broker.project_socket("wt"))
-    reader = sock.makefile("rb")
-    sock.sendall(b'{"op":"watch"}\n')
-    assert json.loads(reader.readline())["ok"] is True
-    time.sleep(0.8)
+    conn = RawConn(broker.project_socket("wt"), timeout=3)
+    conn.send(b'{"op":"watch"}\n')
+    assert json.loads(conn.read_line())["ok"] is True
+    time.sleep(0.8)   # longer than the client timeout: a watcher is never timed out
     _push(broker, {"A": TOKEN})
-    assert json.loads(reader.readline())["names"] == ["A"]
-    sock.close()
+    assert json.loads(conn.read_line())["names"] == ["A"]
+    conn.close()
 
 
 # ---------------------------------------------------------------------------
