@@ -19,7 +19,7 @@ import pytest
 from ansible_collections.remo.broker.plugins.module_utils._broker_client import BrokerError
 from ansible_collections.remo.broker.plugins.module_utils import _protocol as P
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import CANARIES, DAEMON, raw_exchange, write_manifest
+from ansible_collections.remo.broker.tests.unit.broker_harness import CANARIES, DAEMON, raw_exchange, wait_for, write_manifest
 
 TOKEN, AWS_SECRET, FIELD_VALUE, OTHER = CANARIES
 
@@ -345,7 +345,11 @@ def test_raw_reply_shapes(broker):
 def test_torn_audit_tail_is_truncated_on_start(broker_factory):
     first = broker_factory()
     first.make_project("torn", ["A"], expected_uid=os.getuid())
+    writer = first.call("status")["audit"]["writer_pid"]
     first.stop(signal.SIGKILL)
+    # the writer drains the pipe and exits; then a crash mid-line is simulated
+    wait_for(lambda: not os.path.exists("/proc/%d" % writer) or open("/proc/%d/stat" % writer).read().split()[2] == "Z",
+             what="the old audit writer to exit")
     with open(first.audit_log, "ab") as fh:
         fh.write(b'{"ts":"2026-01-01T00:00:00Z","event":"get","proj')
     second = broker_factory(start=False, base=first.base)

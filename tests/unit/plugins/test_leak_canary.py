@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -111,7 +112,9 @@ def run_canary_playbook(tmp_path, mode, extra_tasks=""):
     cfg = tmp_path / "ansible.cfg"
     cfg.write_text("[defaults]\nretry_files_enabled = False\n[connection]\npipelining = True\n")
 
-    broker = Daemon(tmp_path / "broker").start()
+    # AF_UNIX paths are limited to 108 bytes: the daemon's dirs live under a short /tmp path
+    broker_base = tempfile.mkdtemp(prefix="rbleak", dir="/tmp")
+    broker = Daemon(broker_base).start()
     try:
         env = dict(os.environ)
         for key in list(env):
@@ -148,6 +151,7 @@ def run_canary_playbook(tmp_path, mode, extra_tasks=""):
     scan_text("stdout", proc.stdout, canaries, hits)
     scan_text("stderr", proc.stderr, canaries, hits)
     scan_tree(str(tmp_path), canaries, hits, skip={os.path.realpath(str(fnox_toml))})
+    scan_tree(broker_base, canaries, hits, skip=set())
     return proc, hits, broker
 
 
