@@ -145,6 +145,11 @@ def _body(rel, text):
             out.append(line)
         else:
             out.append(INDENT + line)
+    # Inside a class body pep8 allows one blank line between statements; a module allows
+    # two.  The extra blank lines become empty comments, so line numbers stay the same.
+    for index in range(len(out) - 1):
+        if out[index] == "" and out[index + 1] == "" and index + 1 not in keep and index + 2 not in keep:
+            out[index] = INDENT + "#"
     return out
 
 

@@ -118,8 +118,8 @@ The single source of truth for the daemon, the socket client, the modules and th
 manifest code (see docs/CONTRACTS.md and docs/protocol.md).  Stdlib only, no
 module-level side effects.
 """
-
-
+        #
+        #
 
         import re
 
@@ -239,32 +239,32 @@ module-level side effects.
         EXIT_CONNECT = 3
         EXIT_MANIFEST_INVALID = 4
         EXIT_AUDIT_VERIFY_FAILED = 5
-
+        #
 
         def is_valid_project_name(name):
             """True when ``name`` is a usable project name (regex and not reserved)."""
             return isinstance(name, str) and PROJECT_NAME_RE.fullmatch(name) is not None and name not in RESERVED_PROJECT_NAMES
-
+        #
 
         def is_valid_secret_name(name):
             """True when ``name`` matches SECRET_NAME_RE."""
             return isinstance(name, str) and SECRET_NAME_RE.fullmatch(name) is not None
-
+        #
 
         def project_socket_path(run_dir, project):
             """Host-side path of the project socket of ``project`` (a symlink into its directory)."""
             return run_dir.rstrip("/") + "/" + project + PROJECT_SOCKET_SUFFIX
-
+        #
 
         def project_socket_dir(run_dir, project):
             """The directory holding ``project``'s socket; it survives daemon restarts."""
             return run_dir.rstrip("/") + "/" + PROJECTS_DIR_NAME + "/" + project
-
+        #
 
         def project_dir_socket_path(run_dir, project):
             """The socket itself, inside :func:`project_socket_dir`."""
             return project_socket_dir(run_dir, project) + "/" + project + PROJECT_SOCKET_SUFFIX
-
+        #
 
         def admin_socket_path(run_dir):
             """Path of the admin socket in ``run_dir``."""
@@ -296,8 +296,8 @@ Every semantic error is a :class:`ManifestError` naming FILE:LINE:COLUMN: KEY: R
 (:class:`_Locator`) maps a key path to the line and column of the key or value in
 the source text.  See docs/manifest.md for the reference.
 """
-
-
+        #
+        #
 
         import dataclasses
         import hashlib
@@ -394,7 +394,7 @@ the source text.  See docs/manifest.md for the reference.
         KEY_SYNTAX = "<toml>"
         KEY_FILE = "<file>"
         KEY_JSON = "<json>"
-
+        #
 
         class ManifestError(ValueError):
             """A manifest problem, located: ``str(e) == "FILE:LINE:COL: KEY: REASON"``.
@@ -417,7 +417,7 @@ the source text.  See docs/manifest.md for the reference.
             def to_dict(self):
                 """The error as the ``details`` object of a ``manifest_invalid`` reply."""
                 return {"file": self.file, "line": self.line, "column": self.column, "key": self.key, "reason": self.reason}
-
+        #
 
         @dataclasses.dataclass(frozen=True)
         class SecretSpec:
@@ -444,7 +444,7 @@ the source text.  See docs/manifest.md for the reference.
                     "file_mode": format_file_mode(self.file_mode) if self.file_mode is not None else None,
                     "template_fields": list(self.template_fields),
                 }
-
+        #
 
         @dataclasses.dataclass(frozen=True)
         class Manifest:
@@ -471,12 +471,12 @@ the source text.  See docs/manifest.md for the reference.
                     "sha256": self.sha256,
                     "secrets": [spec.to_public_dict() for spec in self.secrets.values()],
                 }
-
+        #
 
         def format_file_mode(mode):
             """``0o400`` -> ``"0400"``."""
             return "0%03o" % mode
-
+        #
 
         # ---------------------------------------------------------------------------
         # Locator: key path -> (line, column) in the TOML source
@@ -708,10 +708,10 @@ the source text.  See docs/manifest.md for the reference.
                         return i + 1
                     else:
                         raise ValueError("bad inline table")
-
+        #
 
         _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
-
+        #
 
         def _unescape(body):
             """Decode the escapes of a TOML basic string body (as tomllib does for keys)."""
@@ -734,7 +734,7 @@ the source text.  See docs/manifest.md for the reference.
                 else:
                     raise ValueError("bad escape")
             return "".join(out)
-
+        #
 
         # ---------------------------------------------------------------------------
         # Helpers
@@ -751,13 +751,13 @@ the source text.  See docs/manifest.md for the reference.
                     text = text[:77] + "..."
                 out += ("." if out else "") + text
             return out or "<root>"
-
+        #
 
         def _short(value, limit=60):
             """A value quoted for a message, cut short (never used for secret values)."""
             text = json.dumps(value, default=str)
             return text if len(text) <= limit else text[:limit - 4] + '..."'
-
+        #
 
         def _type_name(value):
             if isinstance(value, bool):
@@ -773,7 +773,7 @@ the source text.  See docs/manifest.md for the reference.
             if isinstance(value, list):
                 return "array"
             return "date/time"
-
+        #
 
         def _template_fields(template):
             """Placeholder names of a template, unique, in order; ValueError on a bad ``{{``."""
@@ -789,7 +789,7 @@ the source text.  See docs/manifest.md for the reference.
                 if match.group(1) not in fields:
                     fields.append(match.group(1))
                 i = match.end()
-
+        #
 
         def _env_var_problem(name):
             """None when ``name`` is a usable, safe environment variable, else the reason."""
@@ -801,7 +801,7 @@ the source text.  See docs/manifest.md for the reference.
                 if name.startswith(prefix):
                     return "environment variable %s is not allowed: the %s* family %s" % (name, prefix, why)
             return None
-
+        #
 
         def _normalise_path(path):
             """Lexically normalise an absolute or ``~/`` path; ValueError with the reason."""
@@ -824,7 +824,7 @@ the source text.  See docs/manifest.md for the reference.
                     continue
                 parts.append(part)
             return base + "/" + "/".join(parts) if parts else (base or "/")
-
+        #
 
         def _normalise_roots(file_roots):
             roots = []
@@ -833,7 +833,7 @@ the source text.  See docs/manifest.md for the reference.
                     raise ManifestError("<file_roots>", 0, 0, "file_roots", "each root must be an absolute path, ~ or ~/...")
                 roots.append(_normalise_path(root))
             return tuple(roots)
-
+        #
 
         def _under_root(path, roots):
             for root in roots:
@@ -841,7 +841,7 @@ the source text.  See docs/manifest.md for the reference.
                 if path.startswith(prefix) and len(path) > len(prefix):
                     return True
             return False
-
+        #
 
         def _parse_mode(value):
             """``"0400"``/``0o400`` -> 256; ValueError with the reason."""
@@ -862,7 +862,7 @@ the source text.  See docs/manifest.md for the reference.
             if not mode & 0o400:
                 raise ValueError("%s does not let the owner read the file" % format_file_mode(mode))
             return mode
-
+        #
 
         class _Context:
             """Validation state for one document: raises located ManifestErrors."""
@@ -922,7 +922,7 @@ the source text.  See docs/manifest.md for the reference.
                     self.fail(key_path, "invalid project name %s: must match %s" % (_short(name), _PROJECT_RE.pattern), "value")
                 if expected_project is not None and name != expected_project:
                     self.fail(key_path, "project %s does not match the registered project %s" % (_short(name), _short(expected_project)), "value")
-
+        #
 
         # ---------------------------------------------------------------------------
         # Parsing
@@ -950,7 +950,7 @@ the source text.  See docs/manifest.md for the reference.
                     column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
                     raise ManifestError(path, line, column, KEY_SYNTAX, "not valid UTF-8") from None
             return raw, text
-
+        #
 
         def parse_manifest(data, path="<manifest>", expected_project=None, file_roots=None):
             """Parse and validate manifest bytes or text; return a :class:`Manifest`.
@@ -991,7 +991,7 @@ the source text.  See docs/manifest.md for the reference.
                 project, secrets, cache, fmt = _parse_sidecar_v1(ctx, doc, expected_project, roots)
             return Manifest(project=project, schema_version=version, source_format=fmt, secrets=secrets, cache=cache,
                             path=path, sha256=hashlib.sha256(raw).hexdigest())
-
+        #
 
         def _parse_v2(ctx, doc, expected_project, roots):
             ctx.only_keys(doc, (), V2_TOP_KEYS, "a schema_version 2 manifest")
@@ -1002,7 +1002,7 @@ the source text.  See docs/manifest.md for the reference.
             ctx.only_keys(table, ("cache",), V2_CACHE_KEYS, "[cache]")
             cache = _cache(ctx, table, ("cache", "ttl_seconds"), ("cache", "max_entries"))
             return project, secrets, cache, FORMAT_V2
-
+        #
 
         def _parse_sidecar_v1(ctx, doc, expected_project, roots):
             ctx.only_keys(doc, (), SIDECAR_V1_TOP_KEYS, "a remo sidecar manifest (schema_version 1 with top-level project)")
@@ -1013,7 +1013,7 @@ the source text.  See docs/manifest.md for the reference.
             ctx.only_keys(table, ("cache",), SIDECAR_V1_CACHE_KEYS, "[cache]")
             cache = _cache(ctx, table, ("cache", "default_ttl_seconds"), ("cache", "default_max_entries"))
             return project, secrets, cache, FORMAT_SIDECAR_V1
-
+        #
 
         def _parse_broker_v1(ctx, doc, expected_project):
             ctx.only_keys(doc, (), BROKER_V1_TOP_KEYS, "a remo-broker v0.1 manifest (schema_version 1 with [project] and [allowlist])")
@@ -1048,7 +1048,7 @@ the source text.  See docs/manifest.md for the reference.
             ctx.only_keys(table, ("cache",), BROKER_V1_CACHE_KEYS, "[cache]")
             cache = _cache(ctx, table, ("cache", "ttl_seconds"), ("cache", "max_entries"))
             return project, secrets, cache, FORMAT_BROKER_V1
-
+        #
 
         def _cache(ctx, table, ttl_path, entries_path):
             cache = {}
@@ -1059,7 +1059,7 @@ the source text.  See docs/manifest.md for the reference.
             if entries is not None:
                 cache["max_entries"] = entries
             return cache
-
+        #
 
         def _secret_tables(ctx, tables, roots, upper_default):
             secrets = {}
@@ -1082,7 +1082,7 @@ the source text.  See docs/manifest.md for the reference.
                 else:
                     secrets[name] = _file_secret(ctx, name, spec, base, file_owner, roots)
             return secrets
-
+        #
 
         def _env_secret(ctx, name, spec, base, env_owner, upper_default):
             for key in spec:
@@ -1102,7 +1102,7 @@ the source text.  See docs/manifest.md for the reference.
                 ctx.fail(where, "environment variable %s is already set by secret %s" % (env_var, env_owner[env_var]), "value" if where != base else "key")
             env_owner[env_var] = name
             return SecretSpec(name=name, fetch_as=FETCH_AS_ENV, env_var=env_var)
-
+        #
 
         def _file_secret(ctx, name, spec, base, file_owner, roots):
             for key in spec:
@@ -1140,7 +1140,7 @@ the source text.  See docs/manifest.md for the reference.
                     ctx.fail(base + ("template",), "bad placeholder at character %d: every {{ must start a {{field}} with a name of A-Z, a-z, 0-9, _" % (
                         offset + 1), "value")
             return SecretSpec(name=name, fetch_as=FETCH_AS_FILE, file_path=file_path, file_mode=file_mode, template=template)
-
+        #
 
         # ---------------------------------------------------------------------------
         # Files
@@ -1179,7 +1179,7 @@ the source text.  See docs/manifest.md for the reference.
             finally:
                 os.close(fd)
             return parse_manifest(b"".join(chunks), path=path, expected_project=expected_project, file_roots=file_roots)
-
+        #
 
         def discover_manifest(project_path):
             """Return ``PROJECT/.remo/manifest.toml``; ManifestError if it is not a file."""
@@ -1195,13 +1195,13 @@ the source text.  See docs/manifest.md for the reference.
                     reason += " (found the remo-broker v0.1 file %s: move it to %s, it loads unchanged)" % (legacy, MANIFEST_RELATIVE_PATH)
                     break
             raise ManifestError(candidate, 0, 0, KEY_FILE, reason)
-
+        #
 
         # ---------------------------------------------------------------------------
         # Rendering
         # ---------------------------------------------------------------------------
         _TOML_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
-
+        #
 
         def _toml_escape(value, keep_newlines=False):
             """``value`` with TOML basic-string escapes; raw newlines kept when asked (multi-line strings)."""
@@ -1216,24 +1216,24 @@ the source text.  See docs/manifest.md for the reference.
                 else:
                     out.append(char)
             return "".join(out)
-
+        #
 
         def _toml_string(value):
             """A TOML basic string for ``value`` (single line; every control character escaped)."""
             return '"' + _toml_escape(value) + '"'
-
+        #
 
         def _toml_multiline(value):
             """A TOML multi-line basic string; newlines kept, everything else escaped as needed."""
             return '"""\n' + _toml_escape(value, keep_newlines=True) + '"""'
-
+        #
 
         def _toml_key(key):
             return key if _BARE_KEY_RE.fullmatch(key) else _toml_string(key)
-
+        #
 
         _RENDER_KEYS = ("name",) + SECRET_KEYS
-
+        #
 
         def render_manifest(project, secrets, file_roots=None):
             """Deterministic schema_version 2 TOML for ``project`` and a list of secret specs.
@@ -1287,7 +1287,7 @@ the source text.  See docs/manifest.md for the reference.
             text = "\n".join(lines) + "\n"
             parse_manifest(text, path="<rendered manifest>", expected_project=project, file_roots=file_roots)
             return text
-
+        #
 
         # ---------------------------------------------------------------------------
         # devcontainer.json
@@ -1331,7 +1331,7 @@ the source text.  See docs/manifest.md for the reference.
                     last_comma = -1
                 i += 1
             return "".join(out)
-
+        #
 
         class _JsonObject(dict):
             """A JSON object that remembers keys it saw more than once."""
@@ -1339,12 +1339,12 @@ the source text.  See docs/manifest.md for the reference.
             def __init__(self):
                 super().__init__()
                 self.duplicates = []
-
+        #
 
         def _json_position(text, offset):
             line = text.count("\n", 0, offset) + 1
             return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
+        #
 
         def secrets_from_devcontainer(text, path="devcontainer.json"):
             """Env secret specs from the top-level ``secrets`` object of a devcontainer.json.
@@ -1401,7 +1401,7 @@ the source text.  See docs/manifest.md for the reference.
             for name in getattr(secrets, "duplicates", ()):
                 raise ManifestError(path, line, column, "secrets", "secret %s is listed twice" % _short(name))
             return specs
-
+        #
 
         # ---------------------------------------------------------------------------
         # JSON Schema
@@ -1492,7 +1492,7 @@ the source text.  See docs/manifest.md for the reference.
                 },
                 "$defs": {"project_name": project, "secret": secret, "v2": v2, "broker_v1": broker_v1, "sidecar_v1": sidecar_v1},
             }
-
+        #
 
         def _mode_ok(mode):
             try:
@@ -1518,8 +1518,8 @@ timeout on connect and on every read, one JSON object per line.  Error messages 
 contain request contents (a request may carry secrets) and never contain reply
 values.
 """
-
-
+        #
+        #
 
         import errno
         import json
@@ -1532,7 +1532,7 @@ values.
             E_PROTOCOL_ERROR,
             MAX_REPLY_BYTES,
         )
-
+        #
 
         class BrokerError(Exception):
             """A failed broker request: ``code``, ``message`` and optional ``details``."""
@@ -1549,14 +1549,14 @@ values.
             def to_dict(self):
                 """The failure as a JSON-able dict (code, message, details)."""
                 return {"code": self.code, "message": self.message, "details": dict(self.details)}
-
+        #
 
         class BrokerConnectionError(BrokerError):
             """The socket could not be reached, or the connection failed mid-request."""
 
             def __init__(self, message, details=None):
                 super().__init__(E_CONNECTION_ERROR, message, details)
-
+        #
 
         def _connect_error(socket_path, exc):
             """Turn a connect-time OSError into an actionable BrokerConnectionError."""
@@ -1576,7 +1576,7 @@ values.
                 "Error connecting to remo-broker at %s: %s" % (socket_path, hint),
                 {"socket_path": socket_path, "errno": err},
             )
-
+        #
 
         class BrokerClient:
             """One request per call over a fresh Unix stream connection.
@@ -1649,7 +1649,7 @@ values.
                         yield decode_reply(reader.read_line(), events_ok=True)
                 finally:
                     sock.close()
-
+        #
 
         class LineReader:
             """Read newline-terminated lines from a socket under a size cap."""
@@ -1689,7 +1689,7 @@ values.
                             {"socket_path": self.socket_path},
                         )
                     self.buf += chunk
-
+        #
 
         def decode_reply(line, events_ok=False):
             """Decode one reply line; return it when ok, raise BrokerError otherwise."""
@@ -1725,8 +1725,8 @@ values.
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
         """Requests on the admin socket: status, register, reload, unregister, push/diff/clear creds."""
-
-
+        #
+        #
 
         import json
         import os
@@ -1766,7 +1766,7 @@ values.
             SECRET_NAME_RE,
             is_valid_project_name,
         )
-
+        #
 
         def _same_secret(a, b):
             """Constant-time comparison of two pushed values (strings or objects of strings)."""
@@ -1781,14 +1781,14 @@ values.
             for key, val in a.items():
                 same &= hmac.compare_digest(val.encode("utf-8", "surrogatepass"), b[key].encode("utf-8", "surrogatepass"))
             return same
-
+        #
 
         def _manifest_fail(exc, name):
             details = {"file": exc.file, "line": exc.line, "column": exc.column, "key": exc.key}
             reason = exc.reason or ""
             code = E_MANIFEST_NOT_FOUND if reason.startswith("not found") else E_MANIFEST_INVALID
             return AdminFail(code, str(exc), details, project=name)
-
+        #
 
         def _register_reply(project, changed):
             return {
@@ -1801,7 +1801,7 @@ values.
                 "expected_uid": project.expected_uid,
                 "changed": changed,
             }
-
+        #
 
         class AdminRequests:
             """The admin-socket request handler and its ops (mixed into server.Broker)."""
@@ -2039,8 +2039,8 @@ values.
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
         """The audit event: one named type, built by one helper (docs/daemon.md lists the fields)."""
-
-
+        #
+        #
 
         import collections
         import time
@@ -2063,7 +2063,7 @@ extra       None or a dict of counts (e.g. {"added": 2})
 
         _clock = time.time
         _perf = time.perf_counter
-
+        #
 
         def audit_event(event, project, outcome, decision, name, peer, t0, extra=None):
             """The fields of one AuditEvent, now, as the plain tuple the audit pipe carries.
@@ -2087,8 +2087,8 @@ extra       None or a dict of counts (e.g. {"added": 2})
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
         """The audit log file: its hash chain, the torn-tail repair at start, `audit verify`."""
-
-
+        #
+        #
 
         import hashlib
         import json
@@ -2096,12 +2096,12 @@ extra       None or a dict of counts (e.g. {"added": 2})
         import stat
 
         from ansible_collections.remo.broker.plugins.module_utils._protocol import AUDIT_GENESIS
-
+        #
 
         def line_hash(line):
             """The chain link of one line (bytes without the newline)."""
             return hashlib.sha256(line).hexdigest()
-
+        #
 
         def read_last_line(path):
             """Last complete line of ``path`` (bytes without newline) or None."""
@@ -2125,7 +2125,7 @@ extra       None or a dict of counts (e.g. {"added": 2})
                     return stripped.rsplit(b"\n", 1)[-1]
             except OSError:
                 return None
-
+        #
 
         def truncate_torn_tail(path):
             """Cut an incomplete last line (a crash mid-write) so the chain resumes cleanly.
@@ -2160,7 +2160,7 @@ extra       None or a dict of counts (e.g. {"added": 2})
                 return 0
             finally:
                 os.close(fd)
-
+        #
 
         def audit_verify(path):
             """Check the hash chain of ``path``: (ok, lines_checked, message)."""
@@ -2213,8 +2213,8 @@ At stop, the remaining events are sent, the pipe is closed, and the writer drain
 writes and exits; ``stop`` waits for it.  If the daemon is SIGKILLed, the writer still
 drains the pipe; an flock on the audit file makes the next daemon wait for it.
 """
-
-
+        #
+        #
 
         import collections
         import marshal
@@ -2235,7 +2235,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
         AUDIT_LOW_WATER = 2500      # ... and resume below this
         AUDIT_BATCH = 1024          # queued events that trigger a send to the writer without waiting for the timer
         AUDIT_LOCK_WAIT = 5.0       # seconds to wait at start for a previous writer process to finish
-
+        #
 
         class AuditQueue:
             """Serving-process end of the audit pipe (see the module docstring)."""
@@ -2500,8 +2500,8 @@ shares nothing of the serving heap and never holds a secret: of the daemon's mod
 keeps this one and _protocol.py only.
 Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 """
-
-
+        #
+        #
 
         import json
         import marshal
@@ -2535,7 +2535,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         # A batch on the pipe: u32 length + marshal of a list of events, each a tuple of the
         # AuditEvent fields in order (audit_event.py).
         FRAME = struct.Struct("<I")
-
+        #
 
         def read_counters(page):
             """(consumed, lines_written, write_errors, dropped, pending, healthy, last_error) from the page."""
@@ -2546,11 +2546,11 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 if vals[0] % 2 == 0 and COUNTERS.unpack_from(page, 0)[0] == vals[0]:
                     return vals[1:] + (error.decode("utf-8", "replace") or None,)
                 time.sleep(0.0001)
-
+        #
 
         def consumed(page):
             return COUNTERS.unpack_from(page, 0)[1]
-
+        #
 
         def _openssl_sha256():
             """OpenSSL's sha256 (3x faster on short lines than the builtin one) when available."""
@@ -2562,7 +2562,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             except (ImportError, AttributeError, ValueError):
                 import hashlib  # pylint: disable=import-outside-toplevel
                 return hashlib.sha256
-
+        #
 
         class AuditFileWriter:
             """Writer-process state: the open file, the chain head, the lines not yet written."""
@@ -2714,7 +2714,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.write_errors += 1
                 self.last_error = "%s: %s" % (type(exc).__name__, exc.strerror or "") if isinstance(exc, OSError) else type(exc).__name__
                 self.healthy = False
-
+        #
 
         def open_audit_file(path):
             """Open (create) the audit log for appending, mode AUDIT_LOG_MODE; raises OSError."""
@@ -2726,7 +2726,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             if stat.S_ISREG(os.fstat(fd).st_mode):
                 os.fchmod(fd, AUDIT_LOG_MODE)
             return fd
-
+        #
 
         def main(argv):
             """``PIPE_FD PAGE_FD LOCK_FD PREV PATH`` (LOCK_FD -1: none); see WRITER_BOOT."""
@@ -2758,8 +2758,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
         """The command-line client (``remo_broker.py status|push|get|...``) and ``serve``'s arguments."""
-
-
+        #
+        #
 
         import argparse
         import json
@@ -2817,16 +2817,16 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
   4  invalid manifest (validate-manifest, register/reload rejected the manifest)
   5  audit verification failed (audit verify)
 """
-
+        #
 
         def _client(args, socket_path=None):
             path = socket_path or args.socket or os.environ.get(SOCKET_ENV_VAR) or admin_socket_path(args.run_dir)
             return BrokerClient(path, timeout=args.timeout)
-
+        #
 
         def _print_json(obj):
             sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
+        #
 
         def _report_error(exc):
             sys.stderr.write("remo-broker: %s: %s\n" % (exc.code, exc.message))
@@ -2839,7 +2839,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             if exc.code in (E_MANIFEST_INVALID, E_MANIFEST_NOT_FOUND):
                 return EXIT_MANIFEST_INVALID
             return EXIT_BROKER_ERROR
-
+        #
 
         def _print_reply(client, op, **fields):
             """Send one request and print the reply (minus ``ok``) as JSON."""
@@ -2850,15 +2850,15 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             reply.pop("ok", None)
             _print_json(reply)
             return EXIT_OK
-
+        #
 
         def _admin_call(args, op, **fields):
             return _print_reply(_client(args), op, **fields)
-
+        #
 
         def cmd_status(args):
             return _admin_call(args, OP_STATUS)
-
+        #
 
         def cmd_push(args):
             try:
@@ -2870,26 +2870,26 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 sys.stderr.write("remo-broker: stdin is not a JSON object of secrets\n")
                 return EXIT_USAGE
             return _admin_call(args, OP_DIFF_CREDS if args.check else OP_PUSH_CREDS, secrets=secrets)
-
+        #
 
         def cmd_clear(args):
             return _admin_call(args, OP_CLEAR_CREDS)
-
+        #
 
         def cmd_register(args):
             fields = {"name": args.name, "project_path": os.path.abspath(args.path)}
             if args.expected_uid is not None:
                 fields["expected_uid"] = args.expected_uid
             return _admin_call(args, OP_REGISTER, **fields)
-
+        #
 
         def cmd_unregister(args):
             return _admin_call(args, OP_UNREGISTER, name=args.name)
-
+        #
 
         def cmd_reload(args):
             return _admin_call(args, OP_RELOAD, name=args.name)
-
+        #
 
         def _project_client(args):
             if args.socket:
@@ -2900,7 +2900,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             if env:
                 return BrokerClient(env, timeout=args.timeout)
             return None
-
+        #
 
         def cmd_get(args):
             import base64
@@ -2922,11 +2922,11 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             else:
                 sys.stdout.write(reply.get("value", ""))
             return EXIT_OK
-
+        #
 
         def cmd_ping(args):
             return _print_reply(_project_client(args) or _client(args), OP_PING)
-
+        #
 
         def cmd_info(args):
             client = _project_client(args)
@@ -2934,7 +2934,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 sys.stderr.write("remo-broker: info needs --socket or --project\n")
                 return EXIT_USAGE
             return _print_reply(client, OP_INFO)
-
+        #
 
         def cmd_watch(args):
             client = _project_client(args)
@@ -2952,7 +2952,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             except KeyboardInterrupt:
                 pass
             return EXIT_OK
-
+        #
 
         def cmd_validate_manifest(args):
             path = args.path
@@ -2967,7 +2967,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                          "source_format": manifest.source_format, "sha256": manifest.sha256,
                          "allowlist": list(manifest.allowlist)})
             return EXIT_OK
-
+        #
 
         def _parse_since(text):
             import datetime
@@ -2980,7 +2980,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             if value.tzinfo is None:
                 value = value.replace(tzinfo=datetime.timezone.utc)
             return value
-
+        #
 
         def cmd_audit(args):
             import collections
@@ -3032,7 +3032,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         ev.get("decision") or "-", ev.get("outcome"), ev.get("peer_uid"), ev.get("peer_pid"),
                         ev.get("latency_us")))
             return EXIT_OK
-
+        #
 
         def build_parser():
             common = argparse.ArgumentParser(add_help=False)
@@ -3103,12 +3103,12 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             p.add_argument("--tail", type=int, default=None, metavar="N", help="only the last N events")
             p.add_argument("--json", action="store_true", help="print raw JSON lines")
             return parser
-
+        #
 
         def cmd_serve(args):
             from ansible_collections.remo.broker.plugins.module_utils._daemon.server import serve
             return serve(args, args.program)
-
+        #
 
         def main(argv=None, program=None):
             """Run one command; ``program`` is the daemon file (the audit writer process imports it)."""
@@ -3127,8 +3127,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
         """One client connection (admin or project): line framing, size limits, one write per read."""
-
-
+        #
+        #
 
         import socket
         import struct
@@ -3145,7 +3145,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             MAX_ADMIN_MESSAGE_BYTES,
             MAX_PROJECT_MESSAGE_BYTES,
         )
-
+        #
 
         class Connection:
             """asyncio.Protocol for one client connection (admin when ``project`` is None).
@@ -3281,8 +3281,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
         """Process plumbing of the daemon: the stderr log, sd_notify, hardening, heap trim."""
-
-
+        #
+        #
 
         import os
         import socket
@@ -3291,11 +3291,11 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
         LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
         _threshold = [LOG_LEVELS["info"]]
-
+        #
 
         def set_log_level(level):
             _threshold[0] = LOG_LEVELS[level]
-
+        #
 
         def log(level, msg):
             """Lifecycle logging to stderr (journald under systemd).  Never pass values."""
@@ -3305,12 +3305,12 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                     sys.stderr.flush()
                 except (OSError, ValueError):
                     pass
-
+        #
 
         def iso_now():
             t = time.time()
             return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % int((t % 1) * 1e6)
-
+        #
 
         def sd_notify(message, env=None):
             """Send ``message`` to $NOTIFY_SOCKET (systemd Type=notify); False when unset/failed."""
@@ -3331,7 +3331,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 return False
             finally:
                 sock.close()
-
+        #
 
         def harden_process():
             """No core dumps, no ptrace attach (PR_SET_DUMPABLE=0), RLIMIT_CORE=0."""
@@ -3351,7 +3351,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             except (OSError, AttributeError):
                 pass
             return result
-
+        #
 
         def release_startup_memory():
             """Give the heap left over from starting up back to the OS (glibc only)."""
@@ -3373,8 +3373,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
         """Requests on a project socket: rate limit, get, ping, info, watch (docs/protocol.md)."""
-
-
+        #
+        #
 
         import json
         import time
@@ -3393,14 +3393,14 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
         REQ_CACHE_ENTRIES = 1024    # parsed project request lines kept (flat, string-valued requests only)
         REQ_CACHE_LINE_BYTES = 512
-
+        #
 
         def _safe_name(name):
             """The requested name when it is a well-formed secret name, else None (never echo junk)."""
             if isinstance(name, str) and SECRET_NAME_RE.fullmatch(name) is not None:
                 return name
             return None
-
+        #
 
         class ProjectRequests:
             """The project-socket request handler (mixed into server.Broker)."""
@@ -3516,8 +3516,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
         """Registered projects: their state, their sockets, and the registrations file."""
-
-
+        #
+        #
 
         import json
         import os
@@ -3544,7 +3544,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             project_socket_dir,
             project_socket_path,
         )
-
+        #
 
         class Project:
             """One registered project: its manifest, allowlist, socket and counters."""
@@ -3617,7 +3617,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                     "counters": dict(self.counters),
                     "manifest_error": self.manifest_error,
                 }
-
+        #
 
         class Registry:
             """The Broker's registered projects (mixed into server.Broker)."""
@@ -3753,11 +3753,11 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
         """Encoded reply lines, and the exceptions that end a request with one."""
-
-
+        #
+        #
 
         import json
-
+        #
 
         def err(code, message, details=None, extra=None):
             reply = {"ok": False, "code": code, "message": message}
@@ -3766,13 +3766,13 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             if extra:
                 reply.update(extra)
             return json.dumps(reply, separators=(",", ":")).encode("utf-8") + b"\n"
-
+        #
 
         def ok(fields):
             reply = {"ok": True}
             reply.update(fields)
             return json.dumps(reply, separators=(",", ":")).encode("utf-8") + b"\n"
-
+        #
 
         def value_reply(name, value):
             """The encoded `get` reply for one value (``value_b64`` when it is not valid UTF-8)."""
@@ -3783,11 +3783,11 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 import base64
                 raw = value.encode("utf-8", "surrogateescape") if _only_escapes(value) else value.encode("utf-8", "surrogatepass")
                 return ('{"ok":true,"name":"%s","value_b64":"%s"}\n' % (name, base64.b64encode(raw).decode("ascii"))).encode("ascii")
-
+        #
 
         def _only_escapes(value):
             return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in value)
-
+        #
 
         class CloseAfter(Exception):
             """Ends a request: the connection writes ``reply`` (after earlier replies) and closes."""
@@ -3795,7 +3795,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             def __init__(self, reply):
                 super().__init__("close")
                 self.reply = reply
-
+        #
 
         class AdminFail(Exception):
             """Ends an admin request with an error reply; the connection stays open."""
@@ -3817,8 +3817,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
         """The server loop: the Broker's state, start-up, signals, idle sweep, drain; ``serve``."""
-
-
+        #
+        #
 
         import os
         import sys
@@ -3854,7 +3854,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             STATE_DIR_MODE,
             admin_socket_path,
         )
-
+        #
 
         class Broker(Registry, ProjectRequests, AdminRequests):
             """The daemon state; the request handlers come from the mixins."""
@@ -4008,17 +4008,17 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 remove(admin_socket_path(self.run_dir))
                 self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
                 log("info", "stopped")
-
+        #
 
         def _loop_exception_handler(loop, context):
             exc = context.get("exception")
             # Only the type: exception text or context may quote request data.
             log("error", "event loop error: %s" % (type(exc).__name__ if exc is not None else "unknown"))
-
+        #
 
         def _excepthook(exc_type, exc, tb):
             log("error", "fatal: %s" % exc_type.__name__)
-
+        #
 
         def serve(args, program):
             """``remo_broker.py serve``: run the daemon in the foreground until SIGTERM/SIGINT."""
@@ -4061,8 +4061,8 @@ its identity across daemon restarts (it is reused, never recreated), so a contai
 that bind-mounts it sees the new socket after a restart.  ``RUN_DIR/NAME.sock`` is a
 symlink to the socket for host-side tools.
 """
-
-
+        #
+        #
 
         import os
         import socket
@@ -4070,7 +4070,7 @@ symlink to the socket for host-side tools.
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
         from ansible_collections.remo.broker.plugins.module_utils._protocol import PROJECT_DIR_MODE, PROJECTS_DIR_MODE
-
+        #
 
         def bind_unix(path, mode, uid=None, gid=None, refuse_live=False):
             """A listening, non-blocking AF_UNIX socket at ``path`` (a stale socket is replaced).
@@ -4098,7 +4098,7 @@ symlink to the socket for host-side tools.
                 sock.close()
                 raise
             return sock
-
+        #
 
         def _answers(path):
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -4110,7 +4110,7 @@ symlink to the socket for host-side tools.
                 return False
             finally:
                 probe.close()
-
+        #
 
         def chown(path, uid=None, gid=None):
             """chown when it changes something; a daemon without CAP_CHOWN logs and goes on."""
@@ -4120,7 +4120,7 @@ symlink to the socket for host-side tools.
                 os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid, follow_symlinks=False)
             except PermissionError:
                 log("warning", "cannot chown %s (needs root or CAP_CHOWN)" % path)
-
+        #
 
         def ensure_dir(path, mode, uid=None):
             """Create ``path`` or reuse it (same inode); refuse anything but a real directory."""
@@ -4134,13 +4134,13 @@ symlink to the socket for host-side tools.
             if stat.S_IMODE(st.st_mode) != mode:
                 os.chmod(path, mode)
             chown(path, uid)
-
+        #
 
         def open_project_dir(run_dir, project_dir, uid):
             """RUN_DIR/projects/ and the project's own directory, both reused when present."""
             ensure_dir(os.path.dirname(project_dir), PROJECTS_DIR_MODE)
             ensure_dir(project_dir, PROJECT_DIR_MODE, uid)
-
+        #
 
         def link_socket(link, target):
             """Point the host-side path ``link`` at ``target`` (replaces a stale socket or link)."""
@@ -4155,7 +4155,7 @@ symlink to the socket for host-side tools.
                     raise OSError("refusing to replace %s: not a socket or symlink" % link)
                 os.unlink(link)
             os.symlink(target, link)
-
+        #
 
         def remove(path):
             try:

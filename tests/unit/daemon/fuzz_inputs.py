@@ -194,5 +194,3 @@ class Mutator:
             out.append(data[prev:cut])
             prev = cut
         return [piece for piece in out if piece]
-
-
