@@ -48,12 +48,16 @@ ADMIN_LIMIT = 1048576
 CANARIES = ("CANARY-ghp-7f3a9c1e-value", "CANARY-aws-secret-55d2", "CANARY-field-0b1d", "CANARY-other-e4e4")
 
 
-def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
-    """Poll ``predicate`` until it returns a truthy value (returned); AssertionError on timeout."""
+def wait_for(predicate, timeout=10.0, interval=0.01, what="condition", get=None):
+    """Poll until ``predicate`` holds; AssertionError on timeout.
+
+    Without ``get``: ``predicate()``, and its truthy value is returned.  With ``get``:
+    ``predicate(get())``, and that ``get()`` value is returned.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
-        if value:
+        value = predicate() if get is None else get()
+        if (value if get is None else predicate(value)):
             return value
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %gs waiting for %s" % (timeout, what))
@@ -447,8 +451,7 @@ class Daemon:
         A stopped daemon has written everything: its file is read as it is.
         """
         if until is not None:
-            return wait_for(lambda: (lambda evs: evs if until(evs) else None)(self.read_audit()) or None,
-                            timeout, what="an audit event")
+            return wait_for(until, timeout, what="an audit event", get=self.read_audit)
         if settle and self.alive():
             wait_for(lambda: self.admin("status")["audit"]["buffered"] == 0, timeout, what="the audit log to be written")
         return self.read_audit()

@@ -200,8 +200,8 @@ def test_a_dead_writer_is_reported_and_serving_continues(tmp_path):
         for _i in range(3):
             assert broker.project("bp", "get", name="TOKEN")["value"] == VALUE
         # the next batch sent to the pipe finds the writer gone
-        audit = wait_for(lambda: (lambda a: a if a["healthy"] is False else None)(broker.admin("status")["audit"]),
-                         what="the dead writer to be reported")
+        audit = wait_for(lambda a: a["healthy"] is False, what="the dead writer to be reported",
+                         get=lambda: broker.admin("status")["audit"])
         assert audit["healthy"] is False and audit["last_error"] == "audit writer process exited", audit
         assert audit["write_errors"] >= 1 and audit["dropped"] >= 1
         assert audit["backpressure"] is False

@@ -536,8 +536,8 @@ def test_audit_write_failure_is_reported_and_serving_continues(broker_factory):
     broker.make_project("full", ["A"], expected_uid=os.getuid())
     _push(broker, {"A": TOKEN})
     assert broker.project_call("full", "get", name="A")["value"] == TOKEN
-    audit = wait_for(lambda: (lambda a: a if a["write_errors"] else None)(broker.call("status")["audit"]),
-                     what="the failed audit write to be reported")
+    audit = wait_for(lambda a: a["write_errors"], what="the failed audit write to be reported",
+                     get=lambda: broker.call("status")["audit"])
     assert audit["write_errors"] >= 1
     assert audit["healthy"] is False
     assert audit["last_error"] and "OSError" in audit["last_error"] or "No space" in audit["last_error"]
