@@ -65,13 +65,14 @@ class AuditQueue:
         self._lost = 0              # events that could not be handed to the writer
         self._timer = None
         self._poll = None
+        self._spawn = None          # (fds to pass, argv) of the writer until spawn_writer runs
 
     # -- start / stop ---------------------------------------------------------
     def start(self):
-        """Lock the file, cut a torn tail, find the chain head, spawn the writer process.
+        """Lock the file, cut a torn tail, find the chain head, make the pipe and the page.
 
-        The writer is a fresh interpreter, not a fork: it does not inherit the serving
-        heap (docs/daemon.md, memory).
+        ``spawn_writer`` then starts the writer process; events sent before that wait in
+        the pipe.
         """
         import mmap
         lock_fd = self._lock()
@@ -87,21 +88,33 @@ class AuditQueue:
             fcntl.fcntl(wfd, 1031, 1 << 20)    # F_SETPIPE_SZ: 1 MiB of batches in flight
         except (OSError, ImportError):
             pass
-        passed = [rfd, page_fd] + ([lock_fd] if lock_fd is not None else [])
         audit_writer.COUNTERS.pack_into(self._page, 0, 0, 0, 0, 0, 0, 0, 1)   # healthy until it says otherwise
         directory, module = os.path.split(os.path.splitext(self.program)[0])
-        argv = [sys.executable, "-s", "-I", "-S"] + (["-B"] if sys.dont_write_bytecode else []) + [
-            "-c", audit_writer.WRITER_BOOT, directory, module,
-            str(rfd), str(page_fd), str(lock_fd if lock_fd is not None else -1), prev, self.path]
+        self._spawn = ([rfd, page_fd] + ([lock_fd] if lock_fd is not None else []),
+                       [sys.executable, "-s", "-I", "-S"] + (["-B"] if sys.dont_write_bytecode else []) + [
+                           "-c", audit_writer.WRITER_BOOT, directory, module,
+                           str(rfd), str(page_fd), str(lock_fd if lock_fd is not None else -1), prev, self.path])
+        self._wfd = wfd
+
+    def spawn_writer(self):
+        """Start the writer: a fresh interpreter, not a fork, so it does not inherit the
+        serving heap (docs/daemon.md).  Called once the daemon is READY, so the writer's
+        start-up does not delay serving."""
+        if self._spawn is None:
+            return
+        passed, argv = self._spawn
+        self._spawn = None
         sys.stderr.flush()
         try:
             for fd in passed:
                 os.set_inheritable(fd, True)
             self.pid = os.posix_spawn(sys.executable, argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        except OSError as exc:
+            log("error", "cannot start the audit writer: %s" % (exc.strerror or type(exc).__name__))
+            self._writer_died()
         finally:
             for fd in passed:
                 os.close(fd)    # the writer holds the lock and the read end now
-        self._wfd = wfd
 
     def _lock(self):
         """Open the audit file and flock it, waiting for a previous writer to finish."""
@@ -134,6 +147,7 @@ class AuditQueue:
 
     def stop(self):
         """Send what is left, close the pipe, wait for the writer to write it and exit."""
+        self.spawn_writer()         # a daemon that stops before READY still writes its events
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -119,6 +119,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.audit.emit(audit_event("start", None, "ok", None, None, (os.getpid(), os.getuid()), 0, start_extra))
         release_startup_memory()
         sd_notify("READY=1\nSTATUS=%s\nMAINPID=%d" % (self._status_line(), os.getpid()))
+        self.audit.spawn_writer()
         log("info", "ready: admin socket %s, %d project(s)" % (admin_socket_path(self.run_dir), len(self.projects)))
         await self._stop_future
         await self._drain()

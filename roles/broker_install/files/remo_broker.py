@@ -2263,13 +2263,14 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                 self._lost = 0              # events that could not be handed to the writer
                 self._timer = None
                 self._poll = None
+                self._spawn = None          # (fds to pass, argv) of the writer until spawn_writer runs
 
             # -- start / stop ---------------------------------------------------------
             def start(self):
-                """Lock the file, cut a torn tail, find the chain head, spawn the writer process.
+                """Lock the file, cut a torn tail, find the chain head, make the pipe and the page.
 
-        The writer is a fresh interpreter, not a fork: it does not inherit the serving
-        heap (docs/daemon.md, memory).
+        ``spawn_writer`` then starts the writer process; events sent before that wait in
+        the pipe.
         """
                 import mmap
                 lock_fd = self._lock()
@@ -2285,21 +2286,33 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                     fcntl.fcntl(wfd, 1031, 1 << 20)    # F_SETPIPE_SZ: 1 MiB of batches in flight
                 except (OSError, ImportError):
                     pass
-                passed = [rfd, page_fd] + ([lock_fd] if lock_fd is not None else [])
                 audit_writer.COUNTERS.pack_into(self._page, 0, 0, 0, 0, 0, 0, 0, 1)   # healthy until it says otherwise
                 directory, module = os.path.split(os.path.splitext(self.program)[0])
-                argv = [sys.executable, "-s", "-I", "-S"] + (["-B"] if sys.dont_write_bytecode else []) + [
-                    "-c", audit_writer.WRITER_BOOT, directory, module,
-                    str(rfd), str(page_fd), str(lock_fd if lock_fd is not None else -1), prev, self.path]
+                self._spawn = ([rfd, page_fd] + ([lock_fd] if lock_fd is not None else []),
+                               [sys.executable, "-s", "-I", "-S"] + (["-B"] if sys.dont_write_bytecode else []) + [
+                                   "-c", audit_writer.WRITER_BOOT, directory, module,
+                                   str(rfd), str(page_fd), str(lock_fd if lock_fd is not None else -1), prev, self.path])
+                self._wfd = wfd
+
+            def spawn_writer(self):
+                """Start the writer: a fresh interpreter, not a fork, so it does not inherit the
+        serving heap (docs/daemon.md).  Called once the daemon is READY, so the writer's
+        start-up does not delay serving."""
+                if self._spawn is None:
+                    return
+                passed, argv = self._spawn
+                self._spawn = None
                 sys.stderr.flush()
                 try:
                     for fd in passed:
                         os.set_inheritable(fd, True)
                     self.pid = os.posix_spawn(sys.executable, argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+                except OSError as exc:
+                    log("error", "cannot start the audit writer: %s" % (exc.strerror or type(exc).__name__))
+                    self._writer_died()
                 finally:
                     for fd in passed:
                         os.close(fd)    # the writer holds the lock and the read end now
-                self._wfd = wfd
 
             def _lock(self):
                 """Open the audit file and flock it, waiting for a previous writer to finish."""
@@ -2332,6 +2345,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
 
             def stop(self):
                 """Send what is left, close the pipe, wait for the writer to write it and exit."""
+                self.spawn_writer()         # a daemon that stops before READY still writes its events
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
@@ -3935,6 +3949,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.audit.emit(audit_event("start", None, "ok", None, None, (os.getpid(), os.getuid()), 0, start_extra))
                 release_startup_memory()
                 sd_notify("READY=1\nSTATUS=%s\nMAINPID=%d" % (self._status_line(), os.getpid()))
+                self.audit.spawn_writer()
                 log("info", "ready: admin socket %s, %d project(s)" % (admin_socket_path(self.run_dir), len(self.projects)))
                 await self._stop_future
                 await self._drain()
@@ -4176,16 +4191,16 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m03', 1725, 311),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m04', 2039, 45),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m05', 2087, 109),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m06', 2199, 291),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m07', 2493, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m08', 2758, 366),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m09', 3127, 151),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m10', 3281, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m11', 3373, 140),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m12', 3516, 234),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m13', 3753, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m14', 3817, 235),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m15', 4055, 115),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m06', 2199, 305),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m07', 2507, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m08', 2772, 366),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m09', 3141, 151),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m10', 3295, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m11', 3387, 140),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m12', 3530, 234),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m13', 3767, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m14', 3831, 236),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m15', 4070, 115),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
