@@ -80,6 +80,7 @@ step_venv() {
 # The newest ansible-core needs a newer Python than the machine's python3; pyenv
 # provides it (its shims only run a version that is selected, so ask pyenv directly).
 NEWEST_PYTHON=3.13
+OLD_TOMLI=2.0.1
 find_python() {
   local want=$1 candidate
   for candidate in "python$want" "$(pyenv root 2>/dev/null)"/versions/"$want"*/bin/"python$want"; do
@@ -109,6 +110,12 @@ step_venvs() {
   make_venv "$venvs/oldest" "$PY" "$req/ansible-core-oldest.lock"
   make_venv "$venvs/newest" "$newest_py" "$req/ansible-core-newest.lock"
   make_venv "$venvs/publish" "$PY" "$req/publish.lock"
+  # The lookup must refuse a tomli too old for TOML 1.1 with a clear message; the test
+  # imports this real old release from its wheel (a zip on sys.path).
+  local old_tomli="$CACHE/wheels/tomli-$OLD_TOMLI"
+  if ! ls "$old_tomli"/tomli-*.whl >/dev/null 2>&1; then
+    "$VENV/bin/pip" download -q --no-deps --only-binary=:all: -d "$old_tomli" "tomli==$OLD_TOMLI" >/dev/null
+  fi
 }
 
 # --- collection links --------------------------------------------------------
