@@ -59,6 +59,8 @@ stage_lint() {
   python scripts/gen_docsite.py --check || rc=1
   banner "antsibull-changelog lint"
   antsibull-changelog lint || rc=1
+  banner "the fragments make a correct changelog"
+  python scripts/check_changelog.py || rc=1
   return $rc
 }
 
