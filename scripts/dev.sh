@@ -5,7 +5,8 @@
 #   scripts/dev.sh test   prepare the machine, then run every test; exits non-zero
 #                         on any failure
 # `scripts/dev.sh test STAGE...` runs only the named stages
-# (lint sanity units build docs molecule); `--no-bootstrap` skips the preparation.
+# (lint sanity units build docs molecule); `--no-bootstrap` skips the preparation;
+# `scripts/dev.sh test --list` prints the stages a run would go through.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,12 +24,14 @@ VENVS="$ROOT/.cache/venvs"
 CORE_VENVS=(oldest newest)
 
 bootstrap=1
+list=0
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 stages=()
 for arg in "$@"; do
   case "$arg" in
     --no-bootstrap) bootstrap=0 ;;
+    --list) list=1 ;;
     *) stages+=("$arg") ;;
   esac
 done
@@ -230,6 +233,7 @@ run_tests() {
   for stage in "${stages[@]}"; do
     declare -F "stage_$stage" >/dev/null || { echo "unknown stage: $stage"; usage; return 2; }
   done
+  if [ $list = 1 ]; then printf '%s\n' "${stages[@]}"; return 0; fi
   for stage in "${stages[@]}"; do
     banner "stage $stage"
     start=$SECONDS
@@ -251,7 +255,7 @@ run_demo() {
 
 case "$cmd" in
   test|demo)
-    if [ $bootstrap = 1 ]; then bash "$ROOT/scripts/bootstrap.sh" || exit 1; fi
+    if [ $bootstrap = 1 ] && [ $list = 0 ]; then bash "$ROOT/scripts/bootstrap.sh" || exit 1; fi
     if [ "$cmd" = test ]; then run_tests; else run_demo "${stages[@]}"; fi
     ;;
   -h|--help|help) usage ;;
