@@ -50,8 +50,11 @@ copy_checkout() {
 
 stage_lint() {
   local rc=0 fresh="$ROOT/.cache/fresh-clone/remo.broker"
+  # As a contributor runs it: from the root, paths from ansible.cfg, nothing exported
+  # (with ANSIBLE_COLLECTIONS_PATH set, ansible-lint would install this collection
+  # into ~/.ansible instead of the checkout's own .ansible/).
   banner "ansible-lint (this checkout, ansible.cfg)"
-  ansible-lint --profile production || rc=1
+  env -u ANSIBLE_COLLECTIONS_PATH ansible-lint --profile production || rc=1
   # A fresh clone has no .cache/collections and no exported paths.
   banner "ansible-lint (fresh clone, nothing prepared)"
   copy_checkout "$fresh"
@@ -186,7 +189,7 @@ execution_environment() {
     || { echo "ansible-builder made no usable build context"; return 1; }
   reqs=$(PATH="$VENVS/publish/bin:$PATH" ansible-builder introspect "$2/installed") || return 1
   for pkg in tomli pyrage; do
-    grep -q "^$pkg.*# from collection remo.broker" <<<"$reqs" || { printf '%s\nEE introspection lacks %s\n' "$reqs" "$pkg"; return 1; }
+    grep -q "^- '$pkg[<>=].*# from collection remo.broker" <<<"$reqs" || { printf '%s\nEE introspection lacks %s\n' "$reqs" "$pkg"; return 1; }
   done
   echo "build context: $ctx/context; collection Python requirements: tomli, pyrage"
 }
