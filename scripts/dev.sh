@@ -20,8 +20,9 @@ export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 usage() { sed -n '2,9p' "$0"; }
 VENVS="$ROOT/.cache/venvs"
-# The ansible-core versions the unit suite and sanity run on (see meta/runtime.yml).
-CORE_VENVS=(oldest newest)
+# The ansible-core versions the unit suite and sanity run on (see meta/runtime.yml);
+# REMO_CORE_VENVS=newest runs those stages on one of them only.
+read -r -a CORE_VENVS <<<"${REMO_CORE_VENVS:-oldest newest}"
 
 bootstrap=1
 list=0
@@ -74,11 +75,11 @@ stage_lint() {
 # refuses symlinked roots, so sanity runs on a copy of the files git knows about,
 # once per tested ansible-core.
 stage_sanity() {
-  local rc=0 name venv py dest="$ROOT/.cache/sanity/ansible_collections/remo/broker"
-  copy_checkout "$dest"
-  (cd "$dest" && git init -q && git add -A >/dev/null) || return 1
+  local rc=0 name venv py dest
   for name in "${CORE_VENVS[@]}"; do
-    venv="$VENVS/$name"
+    venv="$VENVS/$name" dest="$ROOT/.cache/sanity/$name/ansible_collections/remo/broker"
+    copy_checkout "$dest"
+    (cd "$dest" && git init -q && git add -A >/dev/null) || return 1
     py=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     banner "ansible-test sanity: $("$venv/bin/ansible" --version | head -1), Python $py"
     (cd "$dest" && PATH="$venv/bin:$PATH" ansible-test sanity --local --python "$py" --color no) || rc=1
@@ -90,12 +91,14 @@ stage_sanity() {
 # installed there); coverage is measured on the oldest.
 stage_units() {
   local rc=0 name venv cov
-  rm -f .coverage .coverage.*
   for name in "${CORE_VENVS[@]}"; do
     venv="$VENVS/$name"
     banner "unit suite: $("$venv/bin/ansible" --version | head -1)"
     cov=()
-    [ "$name" = oldest ] && cov=(--cov --cov-report=term --cov-report=xml:.cache/coverage.xml)
+    if [ "$name" = oldest ]; then
+      rm -f .coverage .coverage.*
+      cov=(--cov --cov-report=term --cov-report=xml:.cache/coverage.xml)
+    fi
     # pytest's exit code 5 ("no tests collected") must fail CI too.
     PATH="$venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$ROOT/.cache/collections" \
       "$venv/bin/python" -m pytest -p no:cacheprovider "${cov[@]}" || rc=1
