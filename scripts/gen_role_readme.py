@@ -118,8 +118,8 @@ def render(role_dir):
 
     out += ["## Example", "", "```yaml", "- hosts: all", "  become: true", "  roles:",
             "    - role: remo.broker.%s" % role, "```", ""]
-    out += ["## License", "", ", ".join(info.get("license", ["GPL-3.0-or-later"]) if isinstance(info.get("license"), list)
-                                         else [info.get("license", "GPL-3.0-or-later")]), ""]
+    licenses = info.get("license", "GPL-3.0-or-later")
+    out += ["## License", "", ", ".join(licenses if isinstance(licenses, list) else [licenses]), ""]
     return "\n".join(out)
 
 
