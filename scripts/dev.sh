@@ -125,23 +125,22 @@ declared_dependencies() {
 # installed_check DIR EXTRA: as a user with only ansible-core (the oldest tested) and the
 # collection installed in DIR: every plugin's docs render and every playbook resolves by
 # FQCN. EXTRA is a collections path with what the README says a playbook also needs.
-installed_check() (
-  local installed=$1 extra=$2 rc=0 plugin type name
-  export PATH="$VENVS/oldest/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$installed"
+installed_check() {
+  local installed=$1 extra=$2 rc=0 plugin type name core_path="$VENVS/oldest/bin:$PATH"
   for plugin in plugins/modules/*.py plugins/lookup/*.py plugins/filter/*.py plugins/inventory/*.py; do
     [ -e "$plugin" ] || continue
     type=$(basename "$(dirname "$plugin")"); name=$(basename "$plugin" .py)
     [ "$type" = modules ] && type=module
-    doc_renders "remo.broker.$name" -t "$type" || rc=1
+    PATH="$core_path" ANSIBLE_COLLECTIONS_PATH="$installed" doc_renders "remo.broker.$name" -t "$type" || rc=1
   done
   for playbook in playbooks/*.yml; do
     name=$(basename "$playbook" .yml)
-    ANSIBLE_COLLECTIONS_PATH="$installed:$extra" ansible-playbook --syntax-check "remo.broker.$name" >/dev/null \
+    PATH="$core_path" ANSIBLE_COLLECTIONS_PATH="$installed:$extra" ansible-playbook --syntax-check "remo.broker.$name" >/dev/null \
       || { echo "remo.broker.$name does not resolve from the installed collection"; rc=1; }
   done
   [ -f "$installed/ansible_collections/remo/broker/roles/broker_install/files/remo_broker.py" ] || { echo "daemon missing from tarball"; rc=1; }
   return $rc
-)
+}
 
 stage_build() {
   local dist="$ROOT/.cache/dist" work="$ROOT/.cache/build-check" tarball rc=0 dep site
@@ -188,11 +187,12 @@ execution_environment() {
   cp docs/execution-environment/execution-environment.yml "$ctx/"
   cp "$1" "$ctx/remo-broker.tar.gz"
   (cd "$ctx" && PATH="$VENVS/publish/bin:$PATH" ansible-builder create -f execution-environment.yml -c context >/dev/null) || return 1
-  [ -f "$ctx/context/Dockerfile" ] && [ -f "$ctx/context/_build/collections/remo-broker.tar.gz" ] \
-    || { echo "ansible-builder made no usable build context"; return 1; }
+  if [ ! -f "$ctx/context/Dockerfile" ] || [ ! -f "$ctx/context/_build/collections/remo-broker.tar.gz" ]; then
+    echo "ansible-builder made no usable build context"; return 1
+  fi
   reqs=$(PATH="$VENVS/publish/bin:$PATH" ansible-builder introspect "$2/installed") || return 1
   for pkg in tomli pyrage; do
-    grep -q "^- '$pkg[<>=].*# from collection remo.broker" <<<"$reqs" || { printf '%s\nEE introspection lacks %s\n' "$reqs" "$pkg"; return 1; }
+    grep -q "^- '${pkg}[<>=].*# from collection remo.broker" <<<"$reqs" || { printf '%s\nEE introspection lacks %s\n' "$reqs" "$pkg"; return 1; }
   done
   echo "build context: $ctx/context; collection Python requirements: tomli, pyrage"
 }
@@ -201,24 +201,24 @@ execution_environment() {
 # read a copy of the tracked files (antsibull-docs copies the whole collection tree,
 # which here would include .cache and .venv).
 stage_docs() {
-  local site="$ROOT/.cache/docsite" copy="$ROOT/.cache/docs-check" rc=0
+  local docsite="$ROOT/.cache/docsite" copy="$ROOT/.cache/docs-check" rc=0
   copy_checkout "$copy/ansible_collections/remo/broker"
   export PATH="$VENVS/publish/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$copy"
   banner "antsibull-docs lint-collection-docs --plugin-docs"
   (cd "$copy/ansible_collections/remo/broker" && antsibull-docs lint-collection-docs --plugin-docs .) || rc=1
   banner "antsibull-docs sphinx-init + build"
-  rm -rf "$site"; mkdir -p "$site"
-  antsibull-docs sphinx-init --use-current --fail-on-error --dest-dir "$site" remo.broker >/dev/null || return 1
+  rm -rf "$docsite"; mkdir -p "$docsite"
+  antsibull-docs sphinx-init --use-current --fail-on-error --dest-dir "$docsite" remo.broker >/dev/null || return 1
   # docs.ansible.com and docs.python.org are unreachable here: their inventories fail to
   # load and labels defined there stay unresolved. Any other warning fails the stage.
-  sed -i 's/ -W --keep-going/ --keep-going/' "$site/build.sh"
-  (cd "$site" && ./build.sh >"$site/build.log" 2>&1) || { tail -40 "$site/build.log"; return 1; }
-  if grep -E 'WARNING|ERROR' "$site/build.log" | grep -v -e 'failed to reach any of the inventories' \
-       -e "undefined label: '" | grep . || grep -E "undefined label: 'ansible_collections\.remo\.broker\." "$site/build.log"; then
-    echo "the docsite build warned (log: $site/build.log)"; return 1
+  sed -i 's/ -W --keep-going/ --keep-going/' "$docsite/build.sh"
+  (cd "$docsite" && ./build.sh >"$docsite/build.log" 2>&1) || { tail -40 "$docsite/build.log"; return 1; }
+  if grep -E 'WARNING|ERROR' "$docsite/build.log" | grep -v -e 'failed to reach any of the inventories' \
+       -e "undefined label: '" | grep . || grep -E "undefined label: 'ansible_collections\.remo\.broker\." "$docsite/build.log"; then
+    echo "the docsite build warned (log: $docsite/build.log)"; return 1
   fi
-  [ -f "$site/build/html/collections/remo/broker/index.html" ] || { echo "no collection index page"; return 1; }
-  echo "site: $site/build/html/collections/remo/broker/index.html"
+  [ -f "$docsite/build/html/collections/remo/broker/index.html" ] || { echo "no collection index page"; return 1; }
+  echo "site: $docsite/build/html/collections/remo/broker/index.html"
   return $rc
 }
 

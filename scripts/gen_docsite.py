@@ -56,7 +56,7 @@ def _link(text, url, page):
     text = text.replace("`", "")
     if url.startswith(("http://", "https://")):
         return "`%s <%s>`__" % (_escape(text), url)
-    path, _, _anchor = url.partition("#")
+    path = url.partition("#")[0]
     if not path:
         return _escape(text)  # a section of the same page
     target = os.path.normpath(os.path.join(DOCS, path))
@@ -191,7 +191,7 @@ def convert(page, text):
                 if list_stack or (out and out[-1] != ""):
                     out.append("")
                 list_stack.append((indent, len(marker) + 1))
-            pad = " " * sum(width for _, width in list_stack[:-1])
+            pad = " " * sum(entry[1] for entry in list_stack[:-1])
             out.append(pad + marker + " " + inline(" ".join(body), page))
             continue
         if not line.strip():
@@ -212,7 +212,7 @@ def convert(page, text):
 
 
 def extra_docs():
-    listed = [name for _, names in SECTIONS for name in names]
+    listed = [name for section in SECTIONS for name in section[1]]
     sections = [(title, [n for n in names if n in guides()]) for title, names in SECTIONS]
     rest = [n for n in guides() if n not in listed]
     if rest:

@@ -35,7 +35,7 @@ def load(path):
 
 def files_under(*dirs, ext=(".yml", ".yaml", ".py", ".j2")):
     for top in dirs:
-        for dirpath, _, filenames in os.walk(os.path.join(ROOT, top)):
+        for dirpath, _dirnames, filenames in os.walk(os.path.join(ROOT, top)):
             for filename in filenames:
                 if filename.endswith(ext):
                     yield os.path.join(dirpath, filename)

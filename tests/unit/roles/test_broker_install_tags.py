@@ -49,7 +49,7 @@ def run_role(tmp_path, *args, inventory="localhost,"):
 
 
 def role_tags(tmp_path):
-    _, out = run_role(tmp_path, "--list-tags")
+    out = run_role(tmp_path, "--list-tags")[1]
     tags = set(re.findall(r"\bbroker_install_[a-z_]+\b", out))
     assert {"broker_install_install", "broker_install_configure", "broker_install_run"} <= tags, out
     return sorted(tags)

@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from ansible_collections.remo.broker.plugins.plugin_utils import _fnox
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
@@ -57,12 +59,9 @@ def test_current_tomli_parses_the_same_file():
 
 def test_missing_pyrage_names_its_purpose(monkeypatch):
     monkeypatch.setattr(_fnox, "HAS_PYRAGE", False)
-    try:
+    with pytest.raises(_fnox.FnoxDependencyError) as caught:
         _fnox.check_dependencies(need_age=True)
-    except _fnox.FnoxDependencyError as exc:
-        message = str(exc)
-    else:
-        raise AssertionError("a missing pyrage was not reported")
+    message = str(caught.value)
     assert "pyrage>=1.4.0 is required to decrypt age-encrypted secrets, but it is not installed" in message
     assert "read fnox configs" not in message
 
