@@ -122,7 +122,7 @@ status:
           elements: str
           sample: [GITHUB_TOKEN, NPM_TOKEN]
         allowlist_size:
-          description: Number of names in O(status.projects[].allowlist).
+          description: Number of names in RV(status.projects[].allowlist).
           type: int
           sample: 2
         counters:
