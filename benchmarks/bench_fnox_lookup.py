@@ -14,7 +14,7 @@ Two levels:
              no lookup as the floor. Wall and CPU time; the ratio is pipe / fnox from the same run.
   plugin   - direct plugin invocation through ansible's lookup_loader, 50 separate run() calls
 
-Usage: .venv/bin/python benchmarks/bench_fnox_lookup.py [--rounds 5] [--playbook-rounds N] [--write docs/benchmarks-fnox.md]
+Usage: .venv/bin/python benchmarks/bench_fnox_lookup.py [--rounds 5] [--playbook-rounds N] [--write docs/benchmarks.md]
 """
 
 from __future__ import annotations

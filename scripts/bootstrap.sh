@@ -4,6 +4,9 @@
 #
 # Steps (each can be skipped with --skip-<step>):
 #   venv     .venv with the pinned tools from requirements/dev.lock
+#   venvs    .cache/venvs/{oldest,newest}: the unit suite and ansible-test on the oldest
+#            and newest tested ansible-core; .cache/venvs/publish: galaxy-importer,
+#            ansible-builder, antsibull-docs (each from its requirements/*.lock)
 #   links    .cache/collections/ansible_collections/remo/broker -> this checkout
 #   docker   a running Docker daemon (installs docker.io when missing)
 #   images   local container images for Molecule, built from Debian packages and
@@ -29,7 +32,7 @@ for arg in "$@"; do
   case "$arg" in
     --relock) relock=1 ;;
     --skip-*) skip+="${arg#--skip-} " ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) die "unknown argument: $arg" ;;
   esac
 done
@@ -47,23 +50,72 @@ apt_install() {
 }
 
 # --- venv ------------------------------------------------------------------
+# make_venv DIR PYTHON LOCK: DIR holds exactly LOCK; rebuilt only when the lock's
+# hash differs from the one stamped in DIR.
+make_venv() {
+  local dir=$1 python=$2 lock=$3 stamp="$1/.remo-lock.sha256" want_hash
+  want_hash=$(sha256sum "$lock" | cut -d' ' -f1)
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_hash" ]; then
+    say "${dir#"$ROOT"/} up to date"
+    return
+  fi
+  say "creating ${dir#"$ROOT"/} from ${lock#"$ROOT"/}"
+  [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
+  "$dir/bin/pip" install -q -r "$lock"
+  echo "$want_hash" > "$stamp"
+}
+
 step_venv() {
-  local lock="$ROOT/requirements/dev.lock" stamp="$VENV/.remo-lock.sha256" want_hash
+  local lock="$ROOT/requirements/dev.lock"
   if [ "$relock" = 1 ]; then
     say "re-locking requirements/dev.lock from requirements/dev.in"
     rm -rf "$VENV"; "$PY" -m venv "$VENV"
     "$VENV/bin/pip" install -q -r "$ROOT/requirements/dev.in"
     "$VENV/bin/pip" freeze --exclude-editable | sort -f > "$lock"
   fi
-  want_hash=$(sha256sum "$lock" | cut -d' ' -f1)
-  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_hash" ]; then
-    say "venv up to date"
-    return
+  make_venv "$VENV" "$PY" "$lock"
+}
+
+# --- venvs -------------------------------------------------------------------
+# The newest ansible-core needs a newer Python than the machine's python3; pyenv
+# provides it (its shims only run a version that is selected, so ask pyenv directly).
+NEWEST_PYTHON=3.13
+OLD_TOMLI=2.0.1
+find_python() {
+  local want=$1 candidate
+  for candidate in "python$want" "$(pyenv root 2>/dev/null)"/versions/"$want"*/bin/"python$want"; do
+    if "$candidate" -c 'import sys' >/dev/null 2>&1; then command -v "$candidate"; return; fi
+  done
+  die "the newest ansible-core tested needs Python $want: install it (for example \`pyenv install $want\`)"
+}
+
+# relock_venv DIR PYTHON LOCK IN...: re-freeze LOCK from IN files, keeping its ansible-core pin.
+relock_venv() {
+  local dir=$1 python=$2 lock=$3 core; shift 3
+  core=$(grep -i '^ansible-core==' "$lock")
+  say "re-locking ${lock#"$ROOT"/}"
+  rm -rf "$dir"; "$python" -m venv "$dir"
+  "$dir/bin/pip" install -q "$core" "${@/#/-r}"
+  "$dir/bin/pip" freeze --exclude-editable | sort -f > "$lock"
+}
+
+step_venvs() {
+  local req="$ROOT/requirements" venvs="$CACHE/venvs" newest_py
+  newest_py=$(find_python "$NEWEST_PYTHON")
+  if [ "$relock" = 1 ]; then
+    relock_venv "$venvs/oldest" "$PY" "$req/ansible-core-oldest.lock" "$req/units.in"
+    relock_venv "$venvs/newest" "$newest_py" "$req/ansible-core-newest.lock" "$req/units.in"
+    relock_venv "$venvs/publish" "$PY" "$req/publish.lock" "$req/publish.in"
   fi
-  say "creating .venv from requirements/dev.lock"
-  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  "$VENV/bin/pip" install -q -r "$lock"
-  echo "$want_hash" > "$stamp"
+  make_venv "$venvs/oldest" "$PY" "$req/ansible-core-oldest.lock"
+  make_venv "$venvs/newest" "$newest_py" "$req/ansible-core-newest.lock"
+  make_venv "$venvs/publish" "$PY" "$req/publish.lock"
+  # The lookup must refuse a tomli too old for TOML 1.1 with a clear message; the test
+  # imports this real old release from its wheel (a zip on sys.path).
+  local old_tomli="$CACHE/wheels/tomli-$OLD_TOMLI"
+  if ! ls "$old_tomli"/tomli-*.whl >/dev/null 2>&1; then
+    "$VENV/bin/pip" download -q --no-deps --only-binary=:all: -d "$old_tomli" "tomli==$OLD_TOMLI" >/dev/null
+  fi
 }
 
 # --- collection links --------------------------------------------------------
@@ -179,13 +231,21 @@ step_images() {
 step_sanity() {
   # ansible-test skips its shell-script check when that linter is missing.
   apt_install shellcheck
+  local venv
+  for venv in "$VENV" "$CACHE"/venvs/oldest "$CACHE"/venvs/newest; do
+    [ -d "$venv" ] && seed_get_pip "$venv"
+  done
+}
+
+# seed_get_pip VENV: the stand-in for the pip version VENV's ansible-test bootstraps.
+seed_get_pip() {
   local ver cache="$HOME/.ansible/test/cache"
   # The pip version ansible-test bootstraps into its venvs (default_packages in its source).
-  ver=$(grep -oP "^\s+pip='\K[0-9.]+" "$VENV"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
-  [ -n "$ver" ] || { say "ansible-test pip version not found; skipping get-pip stand-in"; return; }
+  ver=$(grep -oP "^\s+pip='\K[0-9.]+" "$1"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
+  [ -n "$ver" ] || { say "ansible-test pip version not found in $1; skipping get-pip stand-in"; return; }
   mkdir -p "$cache"
   local target="$cache/get_pip_${ver//./_}.py"
-  if [ -s "$target" ] && grep -q 'remo.broker stand-in' "$target"; then say "ansible-test offline pip ready"; return; fi
+  if [ -s "$target" ] && grep -q 'remo.broker stand-in' "$target"; then say "ansible-test offline pip $ver ready"; return; fi
   cat >"$target" <<'EOF'
 # remo.broker stand-in for get-pip.py: ansible-test cannot download it here.
 import os, subprocess, sys
@@ -227,7 +287,7 @@ PY
 
 cd "$ROOT"
 mkdir -p "$CACHE"
-for step in venv links docker images sanity fnox; do
+for step in venv venvs links docker images sanity fnox; do
   if want "$step"; then "step_$step"; fi
 done
 say "ready"

@@ -36,3 +36,14 @@ attributes:
   idempotent:
     support: full
 """
+
+    # Modules in the ``broker`` action group (meta/runtime.yml).
+    ACTIONGROUP_BROKER = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/remo.broker.broker) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - remo.broker.broker
+"""

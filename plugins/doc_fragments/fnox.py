@@ -24,8 +24,9 @@ options:
     type: float
     default: 30
 requirements:
-  - The Python packages C(tomli>=2.5) (TOML 1.1 parser) and C(pyrage>=1.4) (age) in the Python
-    that runs Ansible on the controller.
+  - In the Python that runs Ansible on the controller, C(tomli>=2.4.0) to parse fnox's TOML 1.1
+    config files (older tomli releases reject valid fnox files) and C(pyrage>=1.4.0) to decrypt
+    age-encrypted secrets.
   - The C(fnox) binary, only for secrets whose provider is not C(plain) or C(age)
     (or when O(native=false)).
 """

@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - remo.broker.broker
   - remo.broker.attributes
+  - remo.broker.attributes.actiongroup_broker
   - remo.broker.attributes.info_module
 options: {}
 seealso:
@@ -82,24 +83,115 @@ status:
       description: When the current secrets were pushed (ISO-8601, UTC), or V(null) if none were.
       type: str
       sample: "2026-06-01T09:30:00Z"
+    pid:
+      description: Process id of the serving daemon process.
+      type: int
+      sample: 812
     projects:
       description: Registered projects.
       type: list
       elements: dict
-      sample:
-        - name: myrepo
-          project_path: /home/dev/src/myrepo
-          manifest_path: /home/dev/src/myrepo/.remo/manifest.toml
-          manifest_sha256: 9f2c6d5e0b1a4f7c8e3d2a1b0c9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f
-          socket_path: /run/remo-broker/myrepo.sock
-          expected_uid: 1000
-          allowlist: [GITHUB_TOKEN, NPM_TOKEN]
-          allowlist_size: 2
-          counters: {allowed: 12, denied: 1, not_found: 0, rate_limited: 0, peer_unexpected: 0, protocol_error: 0}
+      contains:
+        name:
+          description: Project name.
+          type: str
+          sample: myrepo
+        project_path:
+          description: The project's directory on the instance.
+          type: str
+          sample: /home/dev/src/myrepo
+        manifest_path:
+          description: The manifest the allowlist was read from.
+          type: str
+          sample: /home/dev/src/myrepo/.remo/manifest.toml
+        manifest_sha256:
+          description: SHA-256 of the manifest file the daemon loaded.
+          type: str
+          sample: 9f2c6d5e0b1a4f7c8e3d2a1b0c9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f
+        socket_path:
+          description: The project's socket, for the devcontainer's bind mount.
+          type: str
+          sample: /run/remo-broker/myrepo.sock
+        expected_uid:
+          description: The only uid the project socket answers (checked with C(SO_PEERCRED)).
+          type: int
+          sample: 1000
+        allowlist:
+          description: Secret names the project may read.
+          type: list
+          elements: str
+          sample: [GITHUB_TOKEN, NPM_TOKEN]
+        allowlist_size:
+          description: Number of names in RV(status.projects[].allowlist).
+          type: int
+          sample: 2
+        counters:
+          description: Requests on the project socket by outcome since the daemon started.
+          type: dict
+          sample: {allowed: 12, denied: 1, not_found: 0, rate_limited: 0, peer_unexpected: 0, protocol_error: 0}
+        manifest_error:
+          description: Why the last reload of the manifest failed (the old allowlist stays), or V(null).
+          type: str
+          sample: null
     audit:
-      description: Health of the audit log (C(path), C(healthy), C(write_errors), C(last_error)).
+      description: Health of the audit log and of its writer process.
       type: dict
-      sample: {path: /var/log/remo-broker/audit.jsonl, healthy: true, write_errors: 0, last_error: null}
+      contains:
+        path:
+          description: The audit log file.
+          type: str
+          sample: /var/log/remo-broker/audit.jsonl
+        healthy:
+          description: Whether every event so far was written.
+          type: bool
+          sample: true
+        write_errors:
+          description: Failed writes since the daemon started.
+          type: int
+          sample: 0
+        last_error:
+          description: The last write error, or V(null).
+          type: str
+          sample: null
+        buffered:
+          description: Events accepted but not yet written.
+          type: int
+          sample: 0
+        dropped:
+          description: Events lost because the writer could not keep up or failed.
+          type: int
+          sample: 0
+        lines_written:
+          description: Lines the writer appended since the daemon started.
+          type: int
+          sample: 1520
+        writer_pid:
+          description: Process id of the audit writer process.
+          type: int
+          sample: 813
+        backpressure:
+          description: Whether the daemon is pausing project sockets until the writer catches up.
+          type: bool
+          sample: false
+    rate_limit:
+      description: The per-project token bucket.
+      type: dict
+      contains:
+        rps:
+          description: Requests per second each project socket may make; V(0) when disabled.
+          type: float
+          sample: 100.0
+        burst:
+          description: Burst size of the bucket.
+          type: float
+          sample: 200.0
+    hardening:
+      description: >-
+        Process hardening in effect: C(dumpable) is V(0) when core dumps and ptrace by
+        other processes of the same user are off, C(rlimit_core) the core size limit;
+        each is V(null) when it could not be set.
+      type: dict
+      sample: {dumpable: 0, rlimit_core: 0}
 socket_path:
   description: The admin socket that was queried.
   returned: always

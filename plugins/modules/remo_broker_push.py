@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - remo.broker.broker
   - remo.broker.attributes
+  - remo.broker.attributes.actiongroup_broker
 attributes:
   check_mode:
     support: full

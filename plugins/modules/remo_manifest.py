@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - remo.broker.broker
   - remo.broker.attributes
+  - remo.broker.attributes.actiongroup_broker
 attributes:
   check_mode:
     support: full
@@ -180,18 +181,64 @@ project:
 manifest:
   description:
     - The parsed manifest (public form, no values), as returned by the manifest library.
-    - Not returned by O(state=absent) when only O(name) was given.
-  returned: success
+  returned: when a manifest was read or synthesized (not by O(state=absent) with only O(name))
   type: dict
-  sample:
-    project: myrepo
-    schema_version: 2
-    path: /home/dev/src/myrepo/.remo/manifest.toml
+  contains:
+    project:
+      description: Project name declared by the manifest (or derived from its directory).
+      type: str
+      sample: myrepo
+    schema_version:
+      description: Manifest schema version the file was read as.
+      type: int
+      sample: 2
+    source_format:
+      description: >-
+        The format the file was written in: C(remo.v2) (schema_version 2), C(remo-broker.v1)
+        (remo-broker v0.1) or C(remo-sidecar.v1) (remo sidecar manifests).
+      type: str
+      sample: remo.v2
+    path:
+      description: The manifest file.
+      type: str
+      sample: /home/dev/src/myrepo/.remo/manifest.toml
+    sha256:
+      description: SHA-256 of the file's bytes.
+      type: str
+      sample: 9f2c6d5e0b1a4f7c8e3d2a1b0c9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f
     secrets:
-      GITHUB_TOKEN: {fetch_as: env, env_var: GITHUB_TOKEN}
+      description: One entry per secret the project may read, in file order.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Secret name in the broker.
+          type: str
+          sample: GITHUB_TOKEN
+        fetch_as:
+          description: How the devcontainer receives it, C(env) or C(file).
+          type: str
+          sample: env
+        env_var:
+          description: Environment variable for C(fetch_as=env), else V(null).
+          type: str
+          sample: GITHUB_TOKEN
+        file_path:
+          description: File path for C(fetch_as=file), else V(null).
+          type: str
+          sample: /run/secrets/aws/config
+        file_mode:
+          description: Octal mode of the file for C(fetch_as=file), else V(null).
+          type: str
+          sample: "0400"
+        template_fields:
+          description: Fields of a structured secret the file template uses.
+          type: list
+          elements: str
+          sample: [access_key_id]
 allowlist:
   description: Secret names the project may read, sorted.
-  returned: success
+  returned: when a manifest was read or synthesized (not by O(state=absent) with only O(name))
   type: list
   elements: str
   sample: [GITHUB_TOKEN, aws]
@@ -211,16 +258,15 @@ synthesized:
   type: bool
   sample: false
 registered:
-  description: Whether the project is registered with the daemon after the task. Not returned by O(state=validated).
-  returned: success
+  description: Whether the project is registered with the daemon after the task.
+  returned: when O(state) is V(present) or V(absent)
   type: bool
   sample: true
 socket_path:
   description:
     - The project's socket (to bind-mount into its devcontainer) after O(state=present).
     - The admin socket used for O(state=absent).
-    - Not returned by O(state=validated).
-  returned: success
+  returned: when O(state) is V(present) or V(absent)
   type: str
   sample: /run/remo-broker/myrepo.sock
 failure:

@@ -22,11 +22,14 @@ from __future__ import annotations
 import base64
 import binascii
 import importlib
+import importlib.metadata
+import itertools
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 
 # tomli and pyrage are imported on first use, not with this module: tomli when a config file has to
@@ -59,7 +62,56 @@ def _pyrage():
 
 DEFAULT_BINARY = "fnox"
 BINARY_ENV = "REMO_BROKER_FNOX_BINARY"
-PIP_HINT = "install them into the Python that runs ansible on the controller: pip install 'pyrage>=1.4' 'tomli>=2.5'"
+
+# The oldest version of each controller-side package the lookup accepts, and what it is for.
+# tomli 2.4.0 is the first that parses TOML 1.1 (multi-line inline tables, trailing commas,
+# \e and \x escapes), which fnox writes; older ones reject valid fnox files. pyrage 1.4.0
+# is the oldest tested for age decryption with X25519 and SSH identities.
+DEPENDENCIES = {
+    "tomli": ((2, 4, 0), "to parse fnox's TOML 1.1 config files"),
+    "pyrage": ((1, 4, 0), "to decrypt age-encrypted secrets"),
+}
+
+
+def _version_tuple(text):
+    parts = []
+    for piece in str(text).split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def installed_version(name, module):
+    """The version of the imported package ``name``, or None when it cannot be told."""
+    if name not in _VERSIONS:
+        version = getattr(module, "__version__", None)
+        if version is None:
+            try:
+                version = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                version = None
+        _VERSIONS[name] = None if version is None else str(version)
+    return _VERSIONS[name]
+
+
+# Versions looked up once per process (pyrage has no __version__; metadata costs a scan).
+_VERSIONS = {}
+
+
+def dependency_problem(name):
+    """None when ``name`` is importable and new enough; otherwise what is wrong and how to fix it."""
+    minimum, reason = DEPENDENCIES[name]
+    wanted = "%s>=%s" % (name, ".".join(str(n) for n in minimum))
+    module = _tomli() if name == "tomli" else _pyrage()
+    fix = "install it into the Python that runs ansible on the controller (%s): pip install '%s'" % (sys.executable, wanted)
+    if module is None:
+        return "the Python package %s is required %s, but it is not installed; %s" % (wanted, reason, fix)
+    version = installed_version(name, module)
+    if version is not None and _version_tuple(version) < minimum:
+        return "the Python package %s is required %s, but %s %s is installed; %s" % (wanted, reason, name, version, fix)
+    return None
 
 # ----------------------------------------------------------------------------------------
 # Errors.  Messages name secrets, files, env vars and fnox error codes; never values.
@@ -169,14 +221,9 @@ class NeedsBinary(Exception):
 
 
 def check_dependencies(need_age=False):
-    missing = []
-    if _tomli() is None:
-        missing.append("tomli")
-    if need_age and _pyrage() is None:
-        missing.append("pyrage")
-    if missing:
-        raise FnoxDependencyError("the Python package(s) %s are required to read fnox configs; %s"
-                                  % (", ".join(missing), PIP_HINT))
+    problems = [problem for problem in map(dependency_problem, ("tomli", "pyrage") if need_age else ("tomli",)) if problem]
+    if problems:
+        raise FnoxDependencyError("; ".join(problems))
 
 
 # ----------------------------------------------------------------------------------------

@@ -148,7 +148,8 @@ def test_oversized_push_names_the_limit_not_the_value(daemon, conn):
 
 def test_values_are_masked_in_invocation(conn):
     value = canary()
-    result = push(dict(conn, secrets={"TOKEN": value}), verbosity=3)
+    # ansible-core 2.21+ returns the invocation only with inject_invocation enabled.
+    result = push(dict(conn, secrets={"TOKEN": value}, _ansible_inject_invocation=True), verbosity=3)
     assert value not in result["_raw"]
     invocation = result.get("invocation", {}).get("module_args", {})
     # names stay readable, values are replaced by Ansible's no_log marker
