@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -49,7 +48,7 @@ def main() -> int:
     first = results[0][1]
     print("| run | wall | ratio to first run | changed |")
     print("|---|---:|---:|---:|")
-    for label, seconds, changed, _ in results:
+    for label, seconds, changed, _roles in results:
         print(f"| {label} | {seconds:.1f} s | {seconds / first:.2f} | {changed} |")
     print()
     names = sorted({n for r in results for n in r[3]}, key=lambda n: -results[0][3].get(n, 0))
@@ -57,7 +56,7 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|")
     for name in names:
         cells = []
-        for _, seconds, _, per_role in results:
+        for _label, seconds, _changed, per_role in results:
             value = per_role.get(name, 0.0)
             cells += [f"{value:.1f} s", f"{100 * value / seconds:.0f} %"]
         print(f"| {name} | " + " | ".join(cells) + " |")

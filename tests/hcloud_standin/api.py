@@ -86,7 +86,7 @@ class State:
             except RuntimeError:
                 break
         done.wait(ACTION_GRACE_SECONDS)
-        for _ in range(depth):
+        for _level in range(depth):
             self.lock.acquire()
         return dict(action)
 

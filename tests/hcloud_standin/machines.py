@@ -135,7 +135,7 @@ class Machines:
         pid = _run("docker", "inspect", "-f", "{{.State.Pid}}", self.container(name)).strip()
         with open(f"/proc/{pid}/cgroup", encoding="utf-8") as f:
             for line in f:
-                _, controllers, path = line.strip().split(":", 2)
+                _hierarchy, controllers, path = line.strip().split(":", 2)
                 if "devices" in controllers.split(","):
                     return "/sys/fs/cgroup/devices" + path
         raise MachineError(f"no devices cgroup for {name}")

@@ -53,7 +53,7 @@ def _error(call):
 
 
 def test_wrong_token_is_401(api):
-    err = _error(lambda: Client(token="wrong", api_endpoint=api.endpoint).ssh_keys.get_all())
+    err = _error(Client(token="wrong", api_endpoint=api.endpoint).ssh_keys.get_all)
     assert err.code == "unauthorized"
 
 

@@ -62,7 +62,7 @@ def test_preflight_stops_before_any_api_call(site, extra, message):
     extra = dict(extra)
     args = extra.pop("args", [])
     before = len(_state(site).requests)
-    rc, out, _ = site.playbook("hetzner_site", *args, **extra)
+    rc, out, _seconds = site.playbook("hetzner_site", *args, **extra)
     assert rc != 0
     assert message in " ".join(out.split()), out[-3000:]
     assert _state(site).requests[before:] == [], "the preflight let a request reach the API"
@@ -70,7 +70,8 @@ def test_preflight_stops_before_any_api_call(site, extra, message):
 
 
 def test_first_run_provisions_and_configures(site):
-    rc, out, seconds = site.playbook("hetzner_site")
+    # -v prints every task's result and arguments: a missing no_log would show here.
+    rc, out, seconds = site.playbook("hetzner_site", "-v")
     _assert_ok(rc, out)
     print(f"first run: {seconds:.1f} s")
     state = _state(site)
@@ -115,12 +116,23 @@ def test_second_run_changes_nothing(site):
     assert all(c["changed"] == 0 for c in counts.values()), counts
 
 
+def _plain(value):
+    """ansible-inventory's JSON wraps templated values as {"__ansible_unsafe": ...}."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def test_dynamic_inventory_example_finds_the_instance(site):
     example = pathlib.Path(__file__).resolve().parents[3] / "docs" / "examples" / "hcloud.yml"
     env = site.env(HCLOUD_TOKEN=site.token, HCLOUD_ENDPOINT=site.api.endpoint)
     proc = subprocess.run([str(pathlib.Path(site.env()["PATH"].split(":")[0]) / "ansible-inventory"),
                            "-i", str(example), "--list"], env=env, capture_output=True, text=True, check=True)
-    inventory = json.loads(proc.stdout)
+    inventory = _plain(json.loads(proc.stdout))
     assert site.name in inventory["remo_instances"]["hosts"]
     assert site.name in inventory["remo_location_fsn1"]["hosts"]
     hostvars = inventory["_meta"]["hostvars"][site.name]
@@ -131,7 +143,7 @@ def test_dynamic_inventory_example_finds_the_instance(site):
 
 def test_check_mode_changes_nothing(site):
     posts = len(_posts(site))
-    rc, out, _ = site.playbook("hetzner_site", "--check")
+    rc, out, _seconds = site.playbook("hetzner_site", "--check")
     _assert_ok(rc, out)
     assert all(c["changed"] == 0 for c in recap(out).values()), recap(out)
     assert len(_posts(site)) == posts, "check mode wrote to the API"
@@ -149,14 +161,16 @@ def test_impostor_host_key_is_refused(site, tmp_path):
         f"ansible_ssh_private_key_file={site.key} ansible_python_interpreter=/usr/bin/python3 "
         f"ansible_ssh_common_args='-o UserKnownHostsFile={known} -o GlobalKnownHostsFile=/dev/null "
         f"-o StrictHostKeyChecking=yes'\n")
-    rc, out, _ = site.playbook("site", inventory=str(inventory), timeout=300)
+    rc, out, _seconds = site.playbook("site", inventory=str(inventory), timeout=300)
     assert rc != 0
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in out or "Host key verification failed" in out, out[-3000:]
 
 
 def test_teardown_keeps_the_volume(site):
     volume_file = pathlib.Path(site.machines.state_dir) / "volumes"
-    rc, out, _ = site.playbook("hetzner_teardown")
+    # This time the token comes from the environment: no fnox secret.
+    rc, out, _seconds = site.playbook("hetzner_teardown", HCLOUD_TOKEN=site.token,
+                                      REMO_BROKER_FNOX_CONFIG="/nonexistent/fnox.toml")
     _assert_ok(rc, out)
     state = _state(site)
     assert not state.servers and not state.firewalls
@@ -171,7 +185,7 @@ def test_teardown_keeps_the_volume(site):
 def test_new_server_gets_the_kept_volume_grown(site):
     """A new server (new host key) attaches the kept volume, grown to 11 GB while detached."""
     tags = "hetzner_server_install,hetzner_server_run,hetzner_server_configure"
-    rc, out, _ = site.playbook("hetzner_site", "-e", "hetzner_server_volume_size=11", "--tags", tags)
+    rc, out, _seconds = site.playbook("hetzner_site", "-e", "hetzner_server_volume_size=11", "--tags", tags)
     _assert_ok(rc, out)
     assert site.exec("cat", "/home/remo/marker").strip() == "kept"
     fs_bytes = int(site.exec("findmnt", "-bno", "SIZE", "/home/remo"))
@@ -179,7 +193,7 @@ def test_new_server_gets_the_kept_volume_grown(site):
 
 
 def test_teardown_can_remove_the_volume(site):
-    rc, out, _ = site.playbook("hetzner_teardown", "-e", "hetzner_server_remove_volume=true")
+    rc, out, _seconds = site.playbook("hetzner_teardown", "-e", "hetzner_server_remove_volume=true")
     _assert_ok(rc, out)
     assert not _state(site).volumes and not site.machines.loops
     assert not any((pathlib.Path(site.machines.state_dir) / "volumes").iterdir())
@@ -223,7 +237,7 @@ def plain_host(tmp_path):
 
 def test_site_configures_a_plain_ssh_host(site, plain_host):
     name, inventory = plain_host
-    rc, out, _ = site.playbook("site", inventory=str(inventory), timeout=1800)
+    rc, out, _seconds = site.playbook("site", inventory=str(inventory), timeout=1800)
     _assert_ok(rc, out)
 
     def on_host(*argv):
@@ -233,6 +247,6 @@ def test_site_configures_a_plain_ssh_host(site, plain_host):
     assert "docker" in on_host("id", "-nG", "remo").split()
     assert on_host("devcontainer", "--version").strip() == "0.89.0"
     assert on_host("systemctl", "is-active", "remo-broker").strip() == "active"
-    rc, out, _ = site.playbook("site", inventory=str(inventory), timeout=1800)
+    rc, out, _seconds = site.playbook("site", inventory=str(inventory), timeout=1800)
     _assert_ok(rc, out)
     assert recap(out)["plain"]["changed"] == 0, recap(out)
