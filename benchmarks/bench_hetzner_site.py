@@ -32,7 +32,7 @@ def roles(output: str) -> dict[str, float]:
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-hetzner-site-") as tmp:
-        run = SiteRun(pathlib.Path(tmp), name="bench-site", prefix="hcloud-standin-bench-")
+        run = SiteRun(pathlib.Path(tmp), name="bench-site", prefix="hcloud-standin-bench")
         try:
             results = []
             for label in ("first run", "converged re-run"):

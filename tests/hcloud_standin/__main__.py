@@ -11,6 +11,7 @@ volume it made.
 from __future__ import annotations
 
 import argparse
+import secrets
 import signal
 import tempfile
 
@@ -30,7 +31,7 @@ def main() -> None:
     # Blocked, so sigwait receives them instead of the default handler killing us.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     with tempfile.TemporaryDirectory(prefix="hcloud-standin-") as state_dir:
-        api = StandIn(args.token, Machines(args.image, "hcloud-standin-", state_dir, ports), args.port).start()
+        api = StandIn(args.token, Machines(args.image, f"hcloud-standin-{secrets.token_hex(3)}-", state_dir, ports), args.port).start()
         print(api.endpoint, flush=True)
         try:
             signal.sigwait({signal.SIGINT, signal.SIGTERM})

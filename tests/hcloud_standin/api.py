@@ -71,6 +71,9 @@ class State:
                 result = ("success", None)
             except MachineError as exc:
                 result = ("error", {"code": "action_failed", "message": str(exc)})
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                # Any other failure must end the action too, or clients poll for 30 min.
+                result = ("error", {"code": "action_failed", "message": f"{type(exc).__name__}: {exc}"})
             with self.lock:
                 action["status"], action["error"] = result
                 action["progress"], action["finished"] = 100, _now()

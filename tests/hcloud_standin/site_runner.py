@@ -44,7 +44,7 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 class SiteRun:
     """A stand-in API plus everything a controller needs to run hetzner_site against it."""
 
-    def __init__(self, workdir: pathlib.Path, name: str = "remo-e2e", prefix: str = "hcloud-standin-e2e-"):
+    def __init__(self, workdir: pathlib.Path, name: str = "remo-e2e", prefix: str = "hcloud-standin-e2e"):
         self.workdir = workdir
         self.name = name
         self.token = "hcloud-token-" + secrets.token_hex(12)
@@ -56,7 +56,9 @@ class SiteRun:
         self.fnox = workdir / "fnox.toml"
         self.fnox.write_text('[providers.plain]\ntype = "plain"\n\n[secrets]\n'
                              f'HCLOUD_TOKEN = {{ provider = "plain", value = "{self.token}" }}\n')
-        self.machines = Machines(SERVER_IMAGE, prefix, str(workdir / "standin"), {name: self.ssh_port})
+        # A prefix of its own: cleanup removes only this run's containers, never a parallel run's.
+        self.machines = Machines(SERVER_IMAGE, f"{prefix}-{secrets.token_hex(3)}-", str(workdir / "standin"),
+                                 {name: self.ssh_port})
         self.api = StandIn(self.token, self.machines).start()
         self.vars_file = workdir / "vars.yml"
         self.vars_file.write_text(

@@ -150,20 +150,24 @@ def test_check_mode_changes_nothing(site):
 
 
 def test_impostor_host_key_is_refused(site, tmp_path):
-    """Someone else answering at the server's address (another key) gets no connection."""
+    """An sshd answering at the server's address with another host key gets no connection."""
     impostor = tmp_path / "impostor"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor)], check=True)
-    known = tmp_path / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{site.ssh_port} {impostor.with_suffix('.pub').read_text()}")
-    inventory = tmp_path / "inventory.ini"
-    inventory.write_text(
-        f"[remo_instances]\n{site.name} ansible_host=127.0.0.1 ansible_port={site.ssh_port} ansible_user=root "
-        f"ansible_ssh_private_key_file={site.key} ansible_python_interpreter=/usr/bin/python3 "
-        f"ansible_ssh_common_args='-o UserKnownHostsFile={known} -o GlobalKnownHostsFile=/dev/null "
-        f"-o StrictHostKeyChecking=yes'\n")
-    rc, out, _seconds = site.playbook("site", inventory=str(inventory), timeout=300)
-    assert rc != 0
-    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in out or "Host key verification failed" in out, out[-3000:]
+    container = site.machines.container(site.name)
+    site.exec("cp", "-p", "/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_ed25519_key.pinned")
+    for src, dest in ((impostor, "ssh_host_ed25519_key"), (impostor.with_suffix(".pub"), "ssh_host_ed25519_key.pub")):
+        subprocess.run(["docker", "cp", str(src), f"{container}:/etc/ssh/{dest}"], check=True)
+    site.exec("systemctl", "restart", "ssh")
+    try:
+        # A fresh ControlPath directory: no multiplexed session from an earlier run.
+        rc, out, _seconds = site.playbook("hetzner_site", "-e", "hetzner_server_wait_timeout=20", timeout=900,
+                                          ANSIBLE_SSH_CONTROL_PATH_DIR=str(tmp_path / "cp"))
+        assert rc != 0
+        assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in out or "Host key verification failed" in out, out[-3000:]
+    finally:
+        site.exec("mv", "/etc/ssh/ssh_host_ed25519_key.pinned", "/etc/ssh/ssh_host_ed25519_key")
+        site.exec("sh", "-c", "ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key > /etc/ssh/ssh_host_ed25519_key.pub")
+        site.exec("systemctl", "restart", "ssh")
 
 
 def test_teardown_keeps_the_volume(site):
