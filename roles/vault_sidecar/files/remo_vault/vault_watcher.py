@@ -7,8 +7,11 @@ It pushes the full decrypted set to the broker's admin socket
 
 * when it starts,
 * after the store changes (inotify on the store's directory, debounced), and
-* whenever the broker comes back from a restart: the admin socket's inode changed,
-  the broker's pid changed, or the last attempt failed (the broker was down).
+* whenever the broker comes back from a restart: the admin socket's inode changed
+  (a restarted broker binds a new socket), or the last attempt failed (it was down).
+
+It never polls the broker: every admin request is an audit line, so an idle watcher
+only stats the socket.
 
 Everything it logs is a count, a name or an error that carries no value.  Memory is
 bounded: one inotify read buffer, the store's own bounds, the last push's metadata.
@@ -25,10 +28,10 @@ import vault_inotify
 import vault_store
 
 DEBOUNCE_SECONDS = float(os.environ.get("REMO_VAULT_DEBOUNCE", "0.1"))
-# How often the admin socket's inode is compared (cheap: one stat) and the broker's
-# pid is asked (one status request).
+# A steady stream of writes still gets pushed this long after its first change.
+MAX_DEFER_SECONDS = 1.0
+# How often the admin socket's inode is compared (one stat, nothing sent).
 SOCKET_CHECK_SECONDS = 0.25
-STATUS_CHECK_SECONDS = 2.0
 RETRY_MIN, RETRY_MAX = 0.25, 5.0
 # A bind-mounted run directory that was deleted on the host (the broker's unit removed
 # and recreated it) can never show the new socket: exit so Docker's restart policy
@@ -62,7 +65,6 @@ class Watcher:
         self.store = store or vault_store.Store()
         self.pending = True           # push at start
         self.pushed_socket = None      # (dev, ino) of the socket the last push reached
-        self.pushed_pid = None
         self.retry = RETRY_MIN
         self.next_attempt = 0.0
         self.last_error = None
@@ -74,30 +76,21 @@ class Watcher:
             ident = socket_identity(self.socket_path)
             secrets = self.store.load().decrypt_all()
             reply = vault_broker.push(secrets, self.socket_path)
-            pid = vault_broker.status(self.socket_path).get("pid")
         except (vault_store.VaultError, vault_broker.BrokerUnavailable, vault_broker.BrokerRefused) as exc:
             reason = str(exc)
             if reason != self.last_error:
                 log("push failed, will retry: %s" % reason)
                 self.last_error = reason
             return False
-        self.pushed_socket, self.pushed_pid, self.last_error = ident, pid, None
-        log("pushed %d secret(s) to broker pid %s (added %d, removed %d, changed %d)" % (
-            reply.get("secret_count", len(secrets)), pid, len(reply.get("added", [])),
+        self.pushed_socket, self.last_error = ident, None
+        log("pushed %d secret(s) (added %d, removed %d, changed %d)" % (
+            reply.get("secret_count", len(secrets)), len(reply.get("added", [])),
             len(reply.get("removed", [])), len(reply.get("changed", []))))
         return True
 
-    def broker_came_back(self, now):
+    def broker_came_back(self):
         if socket_identity(self.socket_path) != self.pushed_socket:
             return "admin socket changed"
-        if now >= self.next_status:
-            self.next_status = now + STATUS_CHECK_SECONDS
-            try:
-                pid = vault_broker.status(self.socket_path).get("pid")
-            except (vault_broker.BrokerUnavailable, vault_broker.BrokerRefused):
-                return "broker did not answer status"
-            if pid != self.pushed_pid:
-                return "broker pid changed"
         return None
 
     def run(self):
@@ -106,8 +99,7 @@ class Watcher:
                       | vault_inotify.IN_DELETE | vault_inotify.IN_CREATE)
         poller = select.poll()
         poller.register(ino.fd, select.POLLIN)
-        self.next_status = 0.0
-        changed_at = None
+        changed_at = first_change = None
         log("watching %s, pushing to %s (source %r)" % (self.store.path, self.socket_path, vault_broker.PUSH_SOURCE))
         while not self.stop:
             if mount_is_stale(self.socket_path):
@@ -116,7 +108,8 @@ class Watcher:
                 return EXIT_STALE_MOUNT
             now = time.monotonic()
             if changed_at is not None:
-                timeout = max(0.0, changed_at + DEBOUNCE_SECONDS - now)
+                due = min(changed_at + DEBOUNCE_SECONDS, first_change + MAX_DEFER_SECONDS)
+                timeout = max(0.0, due - now)
             elif self.pending:
                 timeout = max(0.0, self.next_attempt - now)
             else:
@@ -125,19 +118,21 @@ class Watcher:
                 names = ino.read_names()
                 if names & {vault_store.STORE_NAME, "*overflow*"}:
                     changed_at = time.monotonic()
-                continue
+                    first_change = first_change or changed_at
+                if changed_at is None or time.monotonic() < first_change + MAX_DEFER_SECONDS:
+                    continue
             now = time.monotonic()
-            if changed_at is not None and now >= changed_at + DEBOUNCE_SECONDS:
-                changed_at, self.pending, self.next_attempt = None, True, 0.0
+            if changed_at is not None and (now >= changed_at + DEBOUNCE_SECONDS or now >= first_change + MAX_DEFER_SECONDS):
+                changed_at = first_change = None
+                self.pending, self.next_attempt = True, 0.0
             if not self.pending:
-                reason = self.broker_came_back(now)
+                reason = self.broker_came_back()
                 if reason:
                     log("%s: pushing again" % reason)
                     self.pending, self.next_attempt = True, 0.0
             if self.pending and now >= self.next_attempt:
                 if self.push_now():
                     self.pending, self.retry = False, RETRY_MIN
-                    self.next_status = now + STATUS_CHECK_SECONDS
                 else:
                     self.next_attempt = now + self.retry
                     self.retry = min(RETRY_MAX, self.retry * 2)
