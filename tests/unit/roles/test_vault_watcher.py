@@ -86,7 +86,7 @@ def test_a_burst_of_writes_is_debounced_into_few_pushes(vault):
     sys.path.insert(0, str(SIDECAR.parent))
     import vault_store
     store = vault_store.Store(store_dir=vault["env"]["REMO_VAULT_STORE_DIR"]).load()
-    for _ in range(50):   # 50 atomic rewrites well inside one debounce window
+    for _rewrite in range(50):   # 50 atomic rewrites well inside one debounce window
         store.save()
     assert wait_until(lambda: vault["log"].read_text().count("pushed ") > before, 3), "no push after the burst"
     time.sleep(0.5)   # let any trailing push land before counting (not a wait for the condition)
