@@ -15,6 +15,7 @@
  *   remo-secrets watch    sync, then follow the broker's watch stream and rewrite
  *                         changed files atomically; reconnects after a broker restart
  *   remo-secrets ping     check that the broker answers
+ *   remo-secrets get NAME [FIELD]  print one value (for scripts)
  *
  * Options: --socket PATH (default: $REMO_SECRETS_SOCKET, else the only *.sock in
  * /run/remo-broker), --tries N and --delay-ms N (bounded retry while the broker is not
@@ -472,6 +473,7 @@ static int become_socket_owner(void) {
     struct stat st;
     FILE *pw;
     char line[1024];
+    char pw_home[PATH_MAX] = "";
     uid_t uid;
     gid_t gid;
     if (find_socket() || stat(socket_path, &st) != 0) return 0;
@@ -491,17 +493,22 @@ static int become_socket_owner(void) {
             }
             if (i >= 6 && (uid_t)strtoul(f[2], NULL, 10) == uid) {
                 gid = (gid_t)strtoul(f[3], NULL, 10);
-                snprintf(user_home, sizeof user_home, "%s", f[5]);
+                snprintf(pw_home, sizeof pw_home, "%s", f[5]);
                 break;
             }
         }
         fclose(pw);
     }
-    if (geteuid() != 0 || uid == 0) return 0;
+    if (geteuid() != 0 || uid == 0) {
+        /* Not switching: $HOME decides where `~` is, as for any program. */
+        if (!getenv("HOME") || !*getenv("HOME")) snprintf(user_home, sizeof user_home, "%s", pw_home);
+        return 0;
+    }
     if (setgroups(0, NULL) || setgid(gid) || setuid(uid)) {
         say("running as root and cannot switch to the socket owner uid %u: %s", (unsigned)uid, strerror(errno));
         return -1;
     }
+    snprintf(user_home, sizeof user_home, "%s", pw_home);
     if (user_home[0]) setenv("HOME", user_home, 1);
     return 0;
 }
@@ -817,6 +824,25 @@ static int cmd_ping(void) {
     return ok ? 0 : 3;
 }
 
+/* One value to stdout (for scripts); errors name the code, never a value. */
+static int cmd_get(const char *name, const char *field) {
+    struct reader r;
+    char *value;
+    size_t len = 0;
+    int fd;
+    if (!name_ok(name, "", 128) || (field && !name_ok(field, "-.", 128))) { say("invalid name"); return 2; }
+    if ((fd = connect_retry(tries, 0)) < 0) return 3;
+    reader_init(&r, fd);
+    value = get_value(&r, name, field, &len);
+    reader_done(&r);
+    if (!value) return 1;
+    fwrite(value, 1, len, stdout);
+    fflush(stdout);
+    explicit_bzero(value, len);
+    free(value);
+    return 0;
+}
+
 static int parse_signal(const char *s) {
     static const struct { const char *name; int sig; } table[] = {
         {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"TERM", SIGTERM}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}};
@@ -828,16 +854,22 @@ static int parse_signal(const char *s) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: %s env|sync|watch|ping [--socket PATH] [--tries N] [--delay-ms N] [--signal SIG --signal-pid PID]\n", prog);
+    fprintf(stderr, "usage: %s env|sync|watch|ping|get NAME [FIELD] [--socket PATH] [--tries N] [--delay-ms N] [--signal SIG --signal-pid PID]\n", prog);
     return 2;
 }
 
 int main(int argc, char **argv) {
-    const char *cmd;
-    int i;
+    const char *cmd, *get_name = NULL, *get_field = NULL;
+    int i = 2;
     if (argc < 2) return usage();
     cmd = argv[1];
-    for (i = 2; i < argc; i++) {
+    if (!strcmp(cmd, "get")) {
+        if (argc < 3) return usage();
+        get_name = argv[2];
+        i = 3;
+        if (argc > 3 && strncmp(argv[3], "--", 2)) { get_field = argv[3]; i = 4; }
+    }
+    for (; i < argc; i++) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!val) return usage();
         if (!strcmp(opt, "--socket")) snprintf(socket_path, sizeof socket_path, "%s", val);
@@ -856,5 +888,6 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "sync")) return sync_files(tries, 0) < 0 ? 3 : 0;
     if (!strcmp(cmd, "watch")) return cmd_watch();
     if (!strcmp(cmd, "ping")) return cmd_ping();
+    if (!strcmp(cmd, "get")) return cmd_get(get_name, get_field);
     return usage();
 }

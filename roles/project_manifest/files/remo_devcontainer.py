@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # -*- coding: utf-8 -*-
 # Copyright (c) remo.broker contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -28,7 +27,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import sys
 
 CONFIG_DIR = os.environ.get("REMO_DEVCONTAINER_CONFIG_DIR", "/etc/remo-broker/projects")
