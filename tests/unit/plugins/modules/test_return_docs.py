@@ -31,7 +31,7 @@ from ansible_collections.remo.broker.tests.unit.plugins.modules.broker_daemon im
 MODULES = sorted(name[:-3] for name in os.listdir(os.path.join(COLLECTION_ROOT, "plugins", "modules"))
                  if name.endswith(".py") and not name.startswith("_"))
 # Keys Ansible adds or handles itself; documented in its common return values.
-COMMON = {"changed", "failed", "msg", "invocation", "diff", "warnings", "deprecations", "skipped", "_rc", "_raw"}
+COMMON = {"changed", "failed", "msg", "exception", "invocation", "diff", "warnings", "deprecations", "skipped", "_rc", "_raw"}
 TYPES = {
     "str": (str,), "int": (int,), "float": (float, int), "bool": (bool,), "list": (list,),
     "dict": (dict,), "complex": (dict, list), "raw": (object,), "path": (str,),
