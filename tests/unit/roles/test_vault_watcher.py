@@ -104,3 +104,16 @@ def test_an_idle_watcher_sends_nothing_to_the_broker(vault):
     time.sleep(3)   # the quiet period under test
     watcher_ops = [json.loads(line) for line in audit.read_text()[size:].splitlines() if line.strip()]
     assert [(e.get("event"), e.get("outcome")) for e in watcher_ops if e.get("event") != "diff-creds"] == []
+
+
+def test_the_real_fnox_reads_the_store(vault, tmp_path):
+    fnox = ROOT / ".cache" / "fnox" / "fnox"
+    if not fnox.exists():
+        pytest.fail("no fnox binary at %s (scripts/bootstrap.sh fetches it)" % fnox)
+    vault_set(vault, "FNOX_CHECK", CANARY)
+    store_dir = vault["env"]["REMO_VAULT_STORE_DIR"]
+    env = dict(os.environ, FNOX_AGE_KEY_FILE=os.path.join(vault["env"]["REMO_VAULT_KEY_DIR"], "identity"),
+               FNOX_CONFIG_DIR=str(tmp_path / "fnox-config"), HOME=str(tmp_path))
+    got = subprocess.run([str(fnox), "get", "FNOX_CHECK"], cwd=store_dir, env=env, capture_output=True, text=True, check=False)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == CANARY + "\n"
