@@ -18,6 +18,7 @@ import subprocess
 
 import pytest
 
+from tests.hcloud_standin.machines import CAPABILITIES
 from tests.hcloud_standin.site_runner import SERVER_IMAGE, SiteRun, free_port, recap
 
 pytestmark = pytest.mark.slow
@@ -221,8 +222,12 @@ def plain_host(tmp_path):
     (root / "root/.ssh/authorized_keys").chmod(0o600)
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_key.with_suffix('.pub').read_text()}")
-    subprocess.run(["docker", "create", "--name", name, "--cap-add", "SYS_ADMIN", "--cgroupns", "host",
-                    "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    # Docker runs inside it, so it gets the same capabilities as the stand-in's servers.
+    caps = [arg for cap in CAPABILITIES for arg in ("--cap-add", cap)]
+    subprocess.run(["docker", "create", "--name", name, "--cap-drop", "ALL", *caps,
+                    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+                    "--cgroupns", "host", "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
+                    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "/var/lib/docker",
                     "-p", f"127.0.0.1:{port}:22", SERVER_IMAGE, "/lib/systemd/systemd"],
                    check=True, capture_output=True)
     try:
@@ -236,7 +241,7 @@ def plain_host(tmp_path):
             f"-o StrictHostKeyChecking=yes'\n")
         yield name, inventory
     finally:
-        subprocess.run(["docker", "rm", "-f", name], check=False, capture_output=True)
+        subprocess.run(["docker", "rm", "-f", "-v", name], check=False, capture_output=True)
 
 
 def test_site_configures_a_plain_ssh_host(site, plain_host):
