@@ -165,7 +165,7 @@ def test_swapping_race_never_serves_the_attackers_file(approved, tmp_path):
     flipper.start()
     try:
         outcomes = set()
-        for _ in range(300):
+        for _attempt in range(300):
             try:
                 outcomes.add(read_trusted_file(str(approved), LIMIT))
             except UntrustedPathError:
