@@ -43,7 +43,9 @@ AUDIT_LOG_MODE = 0o640
 STATE_FILE_MODE = 0o600
 RUN_DIR_MODE = 0o755
 PROJECTS_DIR_MODE = 0o755
-PROJECT_DIR_MODE = 0o750
+# Owned by the daemon (it must replace the socket after a restart); others may only
+# traverse it: the socket's own owner and mode decide who connects.
+PROJECT_DIR_MODE = 0o755
 STATE_DIR_MODE = 0o700
 
 # ---------------------------------------------------------------------------

@@ -109,9 +109,15 @@ status:
           type: str
           sample: 9f2c6d5e0b1a4f7c8e3d2a1b0c9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f
         socket_path:
-          description: The project's socket, for the devcontainer's bind mount.
+          description: The project's socket, inside its socket directory.
           type: str
-          sample: /run/remo-broker/myrepo.sock
+          sample: /run/remo-broker/projects/myrepo/myrepo.sock
+        socket_dir:
+          description:
+            - The project's socket directory, which the daemon keeps across its restarts; a
+              devcontainer bind-mounts this directory (not the socket file).
+          type: str
+          sample: /run/remo-broker/projects/myrepo
         expected_uid:
           description: The only uid the project socket answers (checked with C(SO_PEERCRED)).
           type: int

@@ -268,7 +268,14 @@ socket_path:
     - The admin socket used for O(state=absent).
   returned: when O(state) is V(present) or V(absent)
   type: str
-  sample: /run/remo-broker/myrepo.sock
+  sample: /run/remo-broker/projects/myrepo/myrepo.sock
+socket_dir:
+  description:
+    - The project's socket directory after O(state=present). The daemon keeps it across its
+      restarts, so a devcontainer bind-mounts this directory rather than the socket file.
+  returned: when O(state) is V(present)
+  type: str
+  sample: /run/remo-broker/projects/myrepo
 failure:
   description:
     - The error when the module failed. C(code) is the daemon's error code, C(manifest_invalid)
@@ -317,7 +324,8 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     OP_UNREGISTER,
     PROJECT_NAME_PATTERN,
     is_valid_project_name,
-    project_socket_path,
+    project_dir_socket_path,
+    project_socket_dir,
 )
 
 MANIFEST_RELPATH = MANIFEST_RELATIVE_PATH
@@ -604,14 +612,15 @@ class ManifestModule:
                         fields["expected_uid"] = expected_uid
                 reply = self.broker.request(op, what="the %s request for project %s" % (op, name), **fields)
                 after = dict(predicted)
-                after.update(dict((k, reply[k]) for k in ("manifest_sha256", "allowlist", "socket_path") if k in reply))
+                after.update(dict((k, reply[k]) for k in ("manifest_sha256", "allowlist", "socket_path", "socket_dir")
+                                  if k in reply))
                 if "changed" in reply and current is not None:
                     self.result["changed"] = bool(reply["changed"]) or op == OP_REGISTER
         self.add_registration_diff(name, current, after)
         self.result["registered"] = True
-        self.result["socket_path"] = (after or {}).get("socket_path") or project_socket_path(
-            os.path.dirname(self.broker.socket_path), name
-        )
+        run_dir = os.path.dirname(self.broker.socket_path)
+        self.result["socket_path"] = (after or {}).get("socket_path") or project_dir_socket_path(run_dir, name)
+        self.result["socket_dir"] = (after or {}).get("socket_dir") or project_socket_dir(run_dir, name)
 
     def absent(self):
         name = self.params["name"]

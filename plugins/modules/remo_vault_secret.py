@@ -101,6 +101,14 @@ container:
   returned: always
   type: str
   sample: remo-vault
+rc:
+  description:
+    - The exit code of C(docker exec) when the sidecar command failed (for example 1 when
+      the container does not exist). The message carries only the command's last error line,
+      never the value.
+  returned: failure
+  type: int
+  sample: 1
 """
 
 import json

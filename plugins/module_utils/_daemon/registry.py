@@ -116,7 +116,7 @@ class Registry:
     def start_project_server(self, project):
         """Bind the project's socket in its (reused) directory and serve it on the loop."""
         from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection
-        sockets.open_project_dir(self.run_dir, project.socket_dir, project.expected_uid)
+        sockets.open_project_dir(self.run_dir, project.socket_dir)
         sock = sockets.bind_unix(project.socket_path, PROJECT_SOCKET_MODE, uid=project.expected_uid)
         sockets.link_socket(project.link_path, os.path.relpath(project.socket_path, self.run_dir))
         project.sock = sock
@@ -155,7 +155,6 @@ class Registry:
 
     def set_expected_uid(self, project, uid):
         project.expected_uid = uid
-        sockets.chown(project.socket_dir, uid)
         sockets.chown(project.socket_path, uid)
         for conn in list(project.conns):
             conn.closed = True

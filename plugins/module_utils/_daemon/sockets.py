@@ -73,8 +73,13 @@ def chown(path, uid=None, gid=None):
         log("warning", "cannot chown %s (needs root or CAP_CHOWN)" % path)
 
 
-def ensure_dir(path, mode, uid=None):
-    """Create ``path`` or reuse it (same inode); refuse anything but a real directory."""
+def ensure_dir(path, mode):
+    """Create ``path`` or reuse it (same inode), owned by the daemon with ``mode``.
+
+    Refuses anything but a real directory.  A directory someone else created is taken
+    over (chown needs root or CAP_CHOWN): the daemon must be able to replace the socket
+    in it after every restart.
+    """
     try:
         os.mkdir(path, mode)
     except FileExistsError:
@@ -82,15 +87,16 @@ def ensure_dir(path, mode, uid=None):
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise OSError("refusing to use %s: not a directory" % path)
+    if st.st_uid != os.geteuid():
+        os.chown(path, os.geteuid(), -1, follow_symlinks=False)
     if stat.S_IMODE(st.st_mode) != mode:
         os.chmod(path, mode)
-    chown(path, uid)
 
 
-def open_project_dir(run_dir, project_dir, uid):
+def open_project_dir(run_dir, project_dir):
     """RUN_DIR/projects/ and the project's own directory, both reused when present."""
     ensure_dir(os.path.dirname(project_dir), PROJECTS_DIR_MODE)
-    ensure_dir(project_dir, PROJECT_DIR_MODE, uid)
+    ensure_dir(project_dir, PROJECT_DIR_MODE)
 
 
 def link_socket(link, target):

@@ -154,7 +154,9 @@ module-level side effects.
         STATE_FILE_MODE = 0o600
         RUN_DIR_MODE = 0o755
         PROJECTS_DIR_MODE = 0o755
-        PROJECT_DIR_MODE = 0o750
+        # Owned by the daemon (it must replace the socket after a restart); others may only
+        # traverse it: the socket's own owner and mode decide who connects.
+        PROJECT_DIR_MODE = 0o755
         STATE_DIR_MODE = 0o700
 
         # ---------------------------------------------------------------------------
@@ -3645,7 +3647,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             def start_project_server(self, project):
                 """Bind the project's socket in its (reused) directory and serve it on the loop."""
                 from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection
-                sockets.open_project_dir(self.run_dir, project.socket_dir, project.expected_uid)
+                sockets.open_project_dir(self.run_dir, project.socket_dir)
                 sock = sockets.bind_unix(project.socket_path, PROJECT_SOCKET_MODE, uid=project.expected_uid)
                 sockets.link_socket(project.link_path, os.path.relpath(project.socket_path, self.run_dir))
                 project.sock = sock
@@ -3684,7 +3686,6 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
             def set_expected_uid(self, project, uid):
                 project.expected_uid = uid
-                sockets.chown(project.socket_dir, uid)
                 sockets.chown(project.socket_path, uid)
                 for conn in list(project.conns):
                     conn.closed = True
@@ -4142,8 +4143,13 @@ symlink to the socket for host-side tools.
                 log("warning", "cannot chown %s (needs root or CAP_CHOWN)" % path)
         #
 
-        def ensure_dir(path, mode, uid=None):
-            """Create ``path`` or reuse it (same inode); refuse anything but a real directory."""
+        def ensure_dir(path, mode):
+            """Create ``path`` or reuse it (same inode), owned by the daemon with ``mode``.
+
+    Refuses anything but a real directory.  A directory someone else created is taken
+    over (chown needs root or CAP_CHOWN): the daemon must be able to replace the socket
+    in it after every restart.
+    """
             try:
                 os.mkdir(path, mode)
             except FileExistsError:
@@ -4151,15 +4157,16 @@ symlink to the socket for host-side tools.
             st = os.lstat(path)
             if not stat.S_ISDIR(st.st_mode):
                 raise OSError("refusing to use %s: not a directory" % path)
+            if st.st_uid != os.geteuid():
+                os.chown(path, os.geteuid(), -1, follow_symlinks=False)
             if stat.S_IMODE(st.st_mode) != mode:
                 os.chmod(path, mode)
-            chown(path, uid)
         #
 
-        def open_project_dir(run_dir, project_dir, uid):
+        def open_project_dir(run_dir, project_dir):
             """RUN_DIR/projects/ and the project's own directory, both reused when present."""
             ensure_dir(os.path.dirname(project_dir), PROJECTS_DIR_MODE)
-            ensure_dir(project_dir, PROJECT_DIR_MODE, uid)
+            ensure_dir(project_dir, PROJECT_DIR_MODE)
         #
 
         def link_socket(link, target):
@@ -4185,22 +4192,22 @@ symlink to the socket for host-side tools.
 
 
 _MODULES = (
-    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 165),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 280, 1228),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1511, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m03', 1725, 311),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m04', 2039, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m05', 2087, 109),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m06', 2199, 305),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m07', 2507, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m08', 2772, 366),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m09', 3141, 151),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m10', 3295, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m11', 3387, 140),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m12', 3530, 234),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m13', 3767, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m14', 3831, 236),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m15', 4070, 115),
+    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 167),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 282, 1228),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1513, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m03', 1727, 311),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m04', 2041, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m05', 2089, 109),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m06', 2201, 305),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m07', 2509, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m08', 2774, 366),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m09', 3143, 151),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m10', 3297, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m11', 3389, 140),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m12', 3532, 233),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m13', 3768, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m14', 3832, 236),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m15', 4071, 121),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

@@ -23,9 +23,8 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "daemon"))
 
-from daemon_helpers import ROOT, Daemon  # noqa: E402  pylint: disable=wrong-import-position,import-error
+from ansible_collections.remo.broker.tests.unit.broker_harness import COLLECTION_ROOT as ROOT, Daemon
 
 SOURCE = os.path.join(ROOT, "roles", "project_manifest", "files", "remo-secrets", "remo-secrets.c")
 TOKEN = "CANARY-client-tok'en $(id) `x` \\n-5d1"
@@ -72,8 +71,8 @@ def world(client_binary):
     os.makedirs(os.path.join(project, ".remo"))
     with open(os.path.join(project, ".remo", "manifest.toml"), "w", encoding="utf-8") as handle:
         handle.write(MANIFEST)
-    daemon.admin("register", name="app", project_path=project, expected_uid=os.getuid())
-    daemon.admin("push-creds", secrets={"APP_TOKEN": TOKEN, "APP_AWS": {"access_key_id": AKID}, "APP_PLAIN": OTHER,
+    daemon.admin_ok("register", name="app", project_path=project, expected_uid=os.getuid())
+    daemon.admin_ok("push-creds", secrets={"APP_TOKEN": TOKEN, "APP_AWS": {"access_key_id": AKID}, "APP_PLAIN": OTHER,
                                         "NOT_ALLOWED": OTHER})
     env = {"PATH": "/usr/bin:/bin", "HOME": home, "REMO_SECRETS_TMPFS_ROOT": os.path.join(shm, "root")}
     world = {"daemon": daemon, "home": home, "shm": shm, "env": env, "bin": client_binary,

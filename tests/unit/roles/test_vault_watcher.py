@@ -18,9 +18,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 SIDECAR = ROOT / "roles" / "vault_sidecar" / "files" / "remo_vault" / "remo_vault.py"
-sys.path.insert(0, str(ROOT / "tests" / "unit" / "plugins" / "modules"))
 
-from broker_daemon import Daemon  # noqa: E402
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon  # noqa: E402
 
 CANARY = "unit-canary-watcher-51d0"
 

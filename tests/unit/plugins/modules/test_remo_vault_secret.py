@@ -24,7 +24,7 @@ import sys
 import pytest
 
 from ansible_collections.remo.broker.plugins.modules import remo_vault_secret
-from ansible_collections.remo.broker.tests.unit.plugins.modules.broker_daemon import run_module
+from ansible_collections.remo.broker.tests.unit.plugins.modules.module_runner import run_module
 
 SIDECAR = pathlib.Path(__file__).resolve().parents[4] / "roles" / "vault_sidecar" / "files" / "remo_vault" / "remo_vault.py"
 CANARY = "unit-canary-vault-9c41e7"
@@ -44,8 +44,8 @@ os.execv(sys.executable, [sys.executable, "-E", "-s", %(sidecar)r] + args[4:])
 """
 
 
-@pytest.fixture
-def sidecar(tmp_path, monkeypatch):
+def make_sidecar(tmp_path, setenv):
+    """The stand-in ``docker`` and a fresh store and key under ``tmp_path``; ``setenv`` sets the variables."""
     if not shutil.which("age") or not shutil.which("age-keygen"):
         pytest.fail("age is not installed (scripts/bootstrap.sh installs it)")
     store, key = tmp_path / "store", tmp_path / "key"
@@ -57,10 +57,15 @@ def sidecar(tmp_path, monkeypatch):
     docker.chmod(0o755)
     argv_log = tmp_path / "argv.log"
     # -E in the stand-in drops PYTHON* variables, not these.
-    monkeypatch.setenv("REMO_VAULT_STORE_DIR", str(store))
-    monkeypatch.setenv("REMO_VAULT_KEY_DIR", str(key))
-    monkeypatch.setenv("STAND_IN_ARGV_LOG", str(argv_log))
+    setenv("REMO_VAULT_STORE_DIR", str(store))
+    setenv("REMO_VAULT_KEY_DIR", str(key))
+    setenv("STAND_IN_ARGV_LOG", str(argv_log))
     return {"docker": str(docker), "store": store, "argv_log": argv_log}
+
+
+@pytest.fixture
+def sidecar(tmp_path, monkeypatch):
+    return make_sidecar(tmp_path, monkeypatch.setenv)
 
 
 def secret(sidecar, check_mode=False, diff=True, **args):
