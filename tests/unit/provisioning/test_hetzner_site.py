@@ -21,7 +21,7 @@ import pytest
 from tests.hcloud_standin.machines import CAPABILITIES
 from tests.hcloud_standin.site_runner import SERVER_IMAGE, SiteRun, free_port, recap
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 GIB = 1024 ** 3
 
