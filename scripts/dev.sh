@@ -133,8 +133,10 @@ doc_renders() {
 }
 
 # galaxy.yml's dependencies, one "namespace.name" a line.
+# The collections galaxy.yml declares, with their own dependencies.
 declared_dependencies() {
-  python -c 'import yaml; print("\n".join(yaml.safe_load(open("galaxy.yml"))["dependencies"] or {}))'
+  local site=("$ROOT"/.venv/lib/python3*/site-packages/ansible_collections)
+  python scripts/dependency_closure.py "${site[0]}"
 }
 
 # installed_check DIR EXTRA: as a user with only ansible-core (the oldest tested) and the
