@@ -220,6 +220,12 @@ execution_environment() {
 stage_docs() {
   local docsite="$ROOT/.cache/docsite" copy="$ROOT/.cache/docs-check" rc=0
   copy_checkout "$copy/ansible_collections/remo/broker"
+  # The collections the docs link to (galaxy.yml's dependencies), from the project venv.
+  local dep site=("$ROOT"/.venv/lib/python3*/site-packages/ansible_collections)
+  for dep in $(declared_dependencies); do
+    mkdir -p "$copy/ansible_collections/${dep%%.*}"
+    cp -r "${site[0]}/${dep/.//}" "$copy/ansible_collections/${dep/.//}"
+  done
   export PATH="$VENVS/publish/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$copy"
   banner "antsibull-docs lint-collection-docs --plugin-docs"
   (cd "$copy/ansible_collections/remo/broker" && antsibull-docs lint-collection-docs --plugin-docs .) || rc=1

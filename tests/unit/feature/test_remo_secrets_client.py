@@ -73,7 +73,7 @@ def world(client_binary):
         handle.write(MANIFEST)
     daemon.admin_ok("register", name="app", project_path=project, expected_uid=os.getuid())
     daemon.admin_ok("push-creds", secrets={"APP_TOKEN": TOKEN, "APP_AWS": {"access_key_id": AKID}, "APP_PLAIN": OTHER,
-                                        "NOT_ALLOWED": OTHER})
+                                           "NOT_ALLOWED": OTHER})
     env = {"PATH": "/usr/bin:/bin", "HOME": home, "REMO_SECRETS_TMPFS_ROOT": os.path.join(shm, "root")}
     world = {"daemon": daemon, "home": home, "shm": shm, "env": env, "bin": client_binary,
              "socket": daemon.project_socket("app"), "base": base}
