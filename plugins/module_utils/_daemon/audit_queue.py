@@ -108,7 +108,10 @@ class AuditQueue:
         try:
             for fd in passed:
                 os.set_inheritable(fd, True)
-            self.pid = os.posix_spawn(sys.executable, argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+            # The daemon is not a module: AnsibleModule.run_command does not exist here, and
+            # the writer must be a child that shares nothing but the passed pipes.
+            self.pid = os.posix_spawn(  # pylint: disable=ansible-bad-function
+                sys.executable, argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
         except OSError as exc:
             log("error", "cannot start the audit writer: %s" % (exc.strerror or type(exc).__name__))
             self._writer_died()
