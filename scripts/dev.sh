@@ -139,6 +139,16 @@ declared_dependencies() {
   python scripts/dependency_closure.py "${site[0]}"
 }
 
+# place_dependencies DIR: copy those collections from the project venv into
+# DIR/ansible_collections, as Galaxy would have installed them.
+place_dependencies() {
+  local dest=$1/ansible_collections dep site=("$ROOT"/.venv/lib/python3*/site-packages/ansible_collections)
+  for dep in $(declared_dependencies); do
+    mkdir -p "$dest/${dep%%.*}"
+    cp -r "${site[0]}/${dep/.//}" "$dest/${dep/.//}"
+  done
+}
+
 # installed_check DIR EXTRA: as a user with only ansible-core (the oldest tested) and the
 # collection installed in DIR: every plugin's docs render and every playbook resolves by
 # FQCN. EXTRA is a collections path with what the README says a playbook also needs.
@@ -160,7 +170,7 @@ installed_check() {
 }
 
 stage_build() {
-  local dist="$ROOT/.cache/dist" work="$ROOT/.cache/build-check" tarball rc=0 dep site
+  local dist="$ROOT/.cache/dist" work="$ROOT/.cache/build-check" tarball rc=0 site
   rm -rf "$dist" "$work"; mkdir -p "$dist" "$work/installed" "$work/extra"
   banner "ansible-galaxy collection build"
   ansible-galaxy collection build --force --output-path "$dist" . || return 1
@@ -168,10 +178,7 @@ stage_build() {
   site=("$ROOT"/.venv/lib/python3*/site-packages/ansible_collections)
   # Declared dependencies come from the venv's collections, placed where the offline
   # install finds them already installed; nothing else is there.
-  for dep in $(declared_dependencies); do
-    mkdir -p "$work/installed/ansible_collections/${dep%%.*}"
-    cp -r "${site[0]}/${dep/.//}" "$work/installed/ansible_collections/${dep/.//}"
-  done
+  place_dependencies "$work/installed"
   # What the README names for the demo playbook, outside the installed path.
   mkdir -p "$work/extra/ansible_collections/community"
   cp -r "${site[0]}/community/docker" "$work/extra/ansible_collections/community/docker"
@@ -221,11 +228,7 @@ stage_docs() {
   local docsite="$ROOT/.cache/docsite" copy="$ROOT/.cache/docs-check" rc=0
   copy_checkout "$copy/ansible_collections/remo/broker"
   # The collections the docs link to (galaxy.yml's dependencies), from the project venv.
-  local dep site=("$ROOT"/.venv/lib/python3*/site-packages/ansible_collections)
-  for dep in $(declared_dependencies); do
-    mkdir -p "$copy/ansible_collections/${dep%%.*}"
-    cp -r "${site[0]}/${dep/.//}" "$copy/ansible_collections/${dep/.//}"
-  done
+  place_dependencies "$copy"
   export PATH="$VENVS/publish/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$copy"
   banner "antsibull-docs lint-collection-docs --plugin-docs"
   (cd "$copy/ansible_collections/remo/broker" && antsibull-docs lint-collection-docs --plugin-docs .) || rc=1
