@@ -19,7 +19,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 SIDECAR = ROOT / "roles" / "vault_sidecar" / "files" / "remo_vault" / "remo_vault.py"
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon  # noqa: E402
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, wait_for  # noqa: E402
 
 CANARY = "unit-canary-watcher-51d0"
 
@@ -58,46 +58,37 @@ def broker_holds(vault, secrets):
     return reply.get("ok") and not reply["added"] and not reply["removed"] and not reply["changed"]
 
 
-def wait_until(predicate, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_a_set_reaches_the_broker_within_2_s_and_after_a_restart(vault):
-    assert wait_until(lambda: broker_holds(vault, {}), 5), "the watcher's start-up push never arrived"
+    wait_for(lambda: broker_holds(vault, {}), timeout=5, what="the watcher's start-up push")
     vault_set(vault, "APP_TOKEN", CANARY)
-    assert wait_until(lambda: broker_holds(vault, {"APP_TOKEN": CANARY}), 2)
+    wait_for(lambda: broker_holds(vault, {"APP_TOKEN": CANARY}), timeout=2)
     vault["daemon"].stop()
     vault["daemon"] = Daemon(vault["daemon"].base).start()   # same paths, a new socket inode
-    assert wait_until(lambda: broker_holds(vault, {"APP_TOKEN": CANARY}), 5), "no re-push after the broker restarted"
+    wait_for(lambda: broker_holds(vault, {"APP_TOKEN": CANARY}), timeout=5, what="a re-push after the broker restarted")
     assert CANARY not in vault["log"].read_text()
 
 
 def test_a_burst_of_writes_is_debounced_into_few_pushes(vault):
-    assert wait_until(lambda: broker_holds(vault, {}), 5)
+    wait_for(lambda: broker_holds(vault, {}), timeout=5)
     vault_set(vault, "BURST", CANARY)
-    assert wait_until(lambda: broker_holds(vault, {"BURST": CANARY}), 2)
+    wait_for(lambda: broker_holds(vault, {"BURST": CANARY}), timeout=2)
     before = vault["log"].read_text().count("pushed ")
     sys.path.insert(0, str(SIDECAR.parent))
     import vault_store
     store = vault_store.Store(store_dir=vault["env"]["REMO_VAULT_STORE_DIR"]).load()
     for _rewrite in range(50):   # 50 atomic rewrites well inside one debounce window
         store.save()
-    assert wait_until(lambda: vault["log"].read_text().count("pushed ") > before, 3), "no push after the burst"
+    wait_for(lambda: vault["log"].read_text().count("pushed ") > before, timeout=3, what="a push after the burst")
     time.sleep(0.5)   # let any trailing push land before counting (not a wait for the condition)
     assert vault["log"].read_text().count("pushed ") - before <= 2
 
 
 def test_an_idle_watcher_sends_nothing_to_the_broker(vault):
     # Every admin request is an audit line; an idle watcher must not fill the log.
-    assert wait_until(lambda: broker_holds(vault, {}), 5)
+    wait_for(lambda: broker_holds(vault, {}), timeout=5)
     audit = pathlib.Path(vault["daemon"].audit_log)
     # The start-up push is audited by the daemon's writer process, asynchronously.
-    assert wait_until(lambda: audit.exists() and '"push-creds"' in audit.read_text(), 5)
+    wait_for(lambda: audit.exists() and '"push-creds"' in audit.read_text(), timeout=5)
     time.sleep(0.5)   # the writer's queue drains; not a wait for the condition under test
     size = audit.stat().st_size
     time.sleep(3)   # the quiet period under test
