@@ -180,7 +180,7 @@ def test_watch_rewrites_atomically_and_survives_a_daemon_restart(world):
         inode = os.stat(link).st_ino
         secrets = {"APP_TOKEN": TOKEN, "APP_AWS": {"access_key_id": "CANARY-client-akid-2"}, "APP_PLAIN": OTHER}
         world["daemon"].admin("push-creds", secrets=secrets)
-        assert wait_for(lambda: "CANARY-client-akid-2" in (read(link) or ""), timeout=2.0)
+        assert wait_for(lambda: "CANARY-client-akid-2" in (read(link) or ""), timeout=15.0)
         assert os.stat(link).st_ino != inode, "a rewrite is a new file renamed into place"
         # The daemon restarts (new socket, registrations restored, secrets empty until a push).
         world["daemon"].stop()
