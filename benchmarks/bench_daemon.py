@@ -324,6 +324,123 @@ def bench_ab(base, other, runs=20):
     return out
 
 
+def resolve_daemon(spec, base):
+    """A daemon file from ``spec``: a path, or ``git:REV`` (the role's file at that commit).
+
+    ``git:REV`` is written to a file under ``base`` (the run's temp dir), never into the
+    checkout.
+    """
+    if not spec.startswith("git:"):
+        return os.path.abspath(spec)
+    rev = spec[4:]
+    data = subprocess.run(["git", "-C", ROOT, "show", "%s:roles/broker_install/files/remo_broker.py" % rev],
+                          capture_output=True, check=True, timeout=60).stdout
+    directory = os.path.join(base, "daemon-" + rev.replace("/", "_"))
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "remo_broker.py")
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+def _start_loaded(base, label, daemon, n_projects, clients):
+    """A daemon with ``n_projects`` projects and two secrets, and its ``clients`` socket paths."""
+    broker = Daemon(os.path.join(base, "abload-" + label), rate_limit=0, daemon=daemon).start()
+    projects = ["b%02d" % i for i in range(n_projects)]
+    for name in projects:
+        broker.add_project(name, ("TOKEN", "DB"))
+    broker.admin_ok("push-creds", secrets={"TOKEN": "ghp_" + "x" * 36, "DB": {"user": "u", "password": "p" * 20}})
+    writer = broker.admin("status")["audit"].get("writer_pid")
+    pids = [broker.pid] + ([writer] if writer else [])
+    return broker, [broker.project_socket(projects[i % n_projects]) for i in range(clients)], pids
+
+
+def _spread(values):
+    values = sorted(values)
+    return {"median": statistics.median(values), "min": values[0], "max": values[-1],
+            "q1": pct(values, 25), "q3": pct(values, 75), "n": len(values)}
+
+
+def bench_ab_load(base, other, rounds=7, duration=3.0, warmup=0.5, clients=(1, 8, 64), workers=2, n_projects=8):
+    """Throughput of the role's daemon (B) and ``other`` (A) under the same load, interleaved.
+
+    Both daemons and the streams echo run for the whole benchmark.  Every round measures,
+    for each client count, echo then A and echo then B (the order of A and B flips every
+    round, so a trend in the machine's load cancels); each daemon figure is taken as a
+    ratio to the echo run just before it, and B/A within the round.
+    """
+    echo = Echo(base, "streams")
+    daemons = {}
+    try:
+        for label, path in (("A", other), ("B", DAEMON)):
+            daemons[label] = _start_loaded(base, label, path, n_projects, max(clients))
+        runs = []
+        for rnd in range(rounds):
+            order = ("A", "B") if rnd % 2 == 0 else ("B", "A")
+            row = {"round": rnd, "order": "".join(order), "load_average": os.getloadavg()}
+            for n in clients:
+                nworkers = min(workers, n)
+                point = {}
+                for label in order:
+                    e = run_multi([echo.path] * n, 1, nworkers, warmup, duration, [echo.pid])
+                    _broker, paths, pids = daemons[label]
+                    d = run_multi(paths[:n], 1, nworkers, warmup, duration, pids)
+                    point[label] = {"rps": d["throughput_rps"], "echo_rps": e["throughput_rps"],
+                                    "ratio": d["throughput_rps"] / e["throughput_rps"],
+                                    "p99_us": d["p99_us"], "errors": d["errors"],
+                                    "cpu_us_per_req": 1e6 * d["server_cpu"] / max(1.0, d["throughput_rps"]),
+                                    "server_cpu_each": d["server_cpu_each"], "client_cpu_sum": d["client_cpu_sum"]}
+                point["b_over_a"] = point["B"]["rps"] / point["A"]["rps"]
+                row["c%d" % n] = point
+                sys.stderr.write("[round %d %s] %2d clients: A %.0f req/s (%.2f x echo) B %.0f req/s (%.2f x echo) "
+                                 "B/A %.2f, load %.1f\n" % (rnd, row["order"], n, point["A"]["rps"], point["A"]["ratio"],
+                                                            point["B"]["rps"], point["B"]["ratio"], point["b_over_a"],
+                                                            os.getloadavg()[0]))
+            runs.append(row)
+    finally:
+        for broker, _paths, _pids in daemons.values():
+            broker.stop()
+        echo.stop()
+    summary = {}
+    for n in clients:
+        key = "c%d" % n
+        summary[key] = {
+            "A_vs_echo": _spread([r[key]["A"]["ratio"] for r in runs]),
+            "B_vs_echo": _spread([r[key]["B"]["ratio"] for r in runs]),
+            "B_over_A": _spread([r[key]["b_over_a"] for r in runs]),
+            "A_rps": _spread([r[key]["A"]["rps"] for r in runs]),
+            "B_rps": _spread([r[key]["B"]["rps"] for r in runs]),
+            "echo_rps": _spread([r[key][lab]["echo_rps"] for r in runs for lab in ("A", "B")]),
+            "A_cpu_us_per_req": _spread([r[key]["A"]["cpu_us_per_req"] for r in runs]),
+            "B_cpu_us_per_req": _spread([r[key]["B"]["cpu_us_per_req"] for r in runs]),
+            "errors": sum(r[key][lab]["errors"] for r in runs for lab in ("A", "B")),
+        }
+    return {"runs": runs, "summary": summary}
+
+
+def render_ab_load(res):
+    m = res["machine"]
+    out = ["machine: %s cores, %s, Python %s, commit %s; load average %s at start, %s at end; %d rounds of %g s" % (
+        m["nproc"], m["cpu"] or "cpu?", m["python"], m["commit"],
+        "/".join("%.1f" % x for x in res["load_average_at_start"]),
+        "/".join("%.1f" % x for x in res["load_average_at_end"]), res["args"]["rounds"], res["args"]["duration"]),
+        "A = %s, B = %s; ratios are median (min-max) over the rounds" % (res["a"], res["b"]), "",
+        "| clients | A × streams echo | B × streams echo | B / A | A req/s | B req/s | "
+        "A CPU/req | B CPU/req |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def cell(s, fmt="%.2f"):
+        return (fmt + " (" + fmt + "–" + fmt + ")") % (s["median"], s["min"], s["max"])
+
+    for key, s in res["summary"].items():
+        out.append("| %s | %s | %s | %s | %s | %s | %.1f µs | %.1f µs |" % (
+            key[1:], cell(s["A_vs_echo"]), cell(s["B_vs_echo"]), cell(s["B_over_A"]),
+            _num(s["A_rps"]["median"]), _num(s["B_rps"]["median"]),
+            s["A_cpu_us_per_req"]["median"], s["B_cpu_us_per_req"]["median"]))
+    out.append("")
+    out.append("errors: %d" % sum(s["errors"] for s in res["summary"].values()))
+    return "\n".join(out)
+
+
 def _mem(pid):
     fields = {}
     with open("/proc/%d/status" % pid, encoding="ascii") as handle:
@@ -438,12 +555,19 @@ def main(argv=None):
     parser.add_argument("--load-only", action="store_true", help="only the latency/throughput points")
     parser.add_argument("--ab", default=None, metavar="OTHER_DAEMON",
                         help="only compare start -> READY and idle PSS with another daemon file, alternating starts")
+    parser.add_argument("--ab-load", default=None, metavar="OTHER_DAEMON",
+                        help="only compare throughput at 1, 8 and 64 clients with another daemon file (A) in "
+                             "interleaved rounds, each as a ratio to the streams echo of the same round and as B/A; "
+                             "OTHER_DAEMON is a path or git:REV (the role's daemon at that commit)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of --ab-load (median and range reported)")
     parser.add_argument("--baselines", default=",".join(BASELINES),
                         type=lambda v: tuple(x for x in v.split(",") if x),
                         help="comma-separated baselines measured in the same run: streams (the canonical "
                              "asyncio streams echo; the targets are judged against it), protocol (a Protocol "
                              "line echo, a stricter floor), naive (benchmarks/naive_daemon.py); default: all")
-    parser.add_argument("--json", default=os.path.join(HERE, "results", "bench_daemon.json"))
+    parser.add_argument("--json", default=None,
+                        help="where the raw data goes (default: benchmarks/results/bench_daemon.json, "
+                             "or bench_daemon_ab_load.json with --ab-load)")
     parser.add_argument("--py-spy", dest="py_spy", default=None, metavar="DIR",
                         help="also profile the daemon with py-spy during the 64-client and saturation points")
     args = parser.parse_args(argv)
@@ -451,9 +575,26 @@ def main(argv=None):
     if args.daemon:
         DAEMON = os.path.abspath(args.daemon)
 
+    if args.json is None:
+        args.json = os.path.join(HERE, "results", "bench_daemon_ab_load.json" if args.ab_load else "bench_daemon.json")
     base = tempfile.mkdtemp(prefix="rbbench", dir="/tmp")
+    if args.ab_load:
+        other = resolve_daemon(args.ab_load, base)
+        res = {"machine": machine(), "args": vars(args), "a": args.ab_load,
+               "b": args.daemon or "roles/broker_install/files/remo_broker.py",
+               "load_average_at_start": os.getloadavg()}
+        res.update(bench_ab_load(base, other, rounds=args.rounds, duration=args.duration, warmup=args.warmup,
+                                 workers=args.workers, n_projects=args.projects))
+        res["load_average_at_end"] = os.getloadavg()
+        shutil.rmtree(base, ignore_errors=True)
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(res, handle, indent=2)
+            handle.write("\n")
+        print(render_ab_load(res))
+        return 0
     if args.ab:
-        res = bench_ab(base, os.path.abspath(args.ab))
+        res = bench_ab(base, resolve_daemon(args.ab, base))
         shutil.rmtree(base, ignore_errors=True)
         print(json.dumps(res, indent=2))
         return 0
