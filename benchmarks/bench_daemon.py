@@ -413,6 +413,9 @@ def bench_ab_load(base, other, rounds=7, duration=3.0, warmup=0.5, clients=(1, 8
             "echo_rps": _spread([r[key][lab]["echo_rps"] for r in runs for lab in ("A", "B")]),
             "A_cpu_us_per_req": _spread([r[key]["A"]["cpu_us_per_req"] for r in runs]),
             "B_cpu_us_per_req": _spread([r[key]["B"]["cpu_us_per_req"] for r in runs]),
+            # Work per request does not depend on how much CPU the scheduler granted.
+            "B_over_A_cpu_per_req": _spread([r[key]["B"]["cpu_us_per_req"] / r[key]["A"]["cpu_us_per_req"]
+                                             for r in runs]),
             "errors": sum(r[key][lab]["errors"] for r in runs for lab in ("A", "B")),
         }
     return {"runs": runs, "summary": summary}
@@ -426,16 +429,16 @@ def render_ab_load(res):
         "/".join("%.1f" % x for x in res["load_average_at_end"]), res["args"]["rounds"], res["args"]["duration"]),
         "A = %s, B = %s; ratios are median (min-max) over the rounds" % (res["a"], res["b"]), "",
         "| clients | A × streams echo | B × streams echo | B / A | A req/s | B req/s | "
-        "A CPU/req | B CPU/req |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        "A CPU/req | B CPU/req | B / A CPU/req |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def cell(s, fmt="%.2f"):
         return (fmt + " (" + fmt + "–" + fmt + ")") % (s["median"], s["min"], s["max"])
 
     for key, s in res["summary"].items():
-        out.append("| %s | %s | %s | %s | %s | %s | %.1f µs | %.1f µs |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | %.1f µs | %.1f µs | %s |" % (
             key[1:], cell(s["A_vs_echo"]), cell(s["B_vs_echo"]), cell(s["B_over_A"]),
             _num(s["A_rps"]["median"]), _num(s["B_rps"]["median"]),
-            s["A_cpu_us_per_req"]["median"], s["B_cpu_us_per_req"]["median"]))
+            s["A_cpu_us_per_req"]["median"], s["B_cpu_us_per_req"]["median"], cell(s["B_over_A_cpu_per_req"])))
     out.append("")
     out.append("errors: %d" % sum(s["errors"] for s in res["summary"].values()))
     return "\n".join(out)
