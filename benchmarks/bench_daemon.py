@@ -7,6 +7,7 @@ Not a test: run it by hand on an otherwise idle machine.
 
     .venv/bin/python benchmarks/bench_daemon.py [--duration 5] [--json benchmarks/results/bench_daemon.json]
                                                 [--py-spy DIR]   # also profile the daemon under load
+    .venv/bin/python benchmarks/bench_daemon.py --ab-load git:REV [--rounds 7]   # interleaved A/B throughput
 
 What it measures (the daemon runs with its audit log enabled, as in production, and
 ``--rate-limit 0`` so the per-project limiter does not cap a benchmark):
@@ -20,6 +21,13 @@ What it measures (the daemon runs with its audit log enabled, as in production, 
 * time from process start to READY=1 on a NOTIFY_SOCKET we bind (0 and 50 restored
   registrations);
 * idle RSS (VmRSS) of a daemon with one project and a few secrets.
+
+``--ab-load OTHER`` instead compares two daemon files under the same load: A (OTHER, a
+path or ``git:REV``) and B (the role's daemon, or ``--daemon``) run side by side, and each
+round measures 1, 8 and 64 clients on each, every daemon run right after a streams echo
+run of the same load, with the order of A and B flipped every round.  Reported per client
+count: the median and range over the rounds of A and B as a ratio to their echo run, of
+B/A, and of B/A of the CPU spent per request.
 
 Clients are separate PROCESSES (multiprocessing, fork) with pre-connected sockets,
 pre-encoded requests and an epoll loop; their CPU use is reported, and the echo
