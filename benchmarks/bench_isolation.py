@@ -97,6 +97,14 @@ def raise_nofile():
     return hard
 
 
+def become(uid):
+    """Drop to ``uid`` (a flood process started by root), so A is another peer than B."""
+    if uid is not None and os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+
+
 def descendants(pid):
     """``pid`` and every process below it (from /proc/PID/task/*/children)."""
     out, todo = [], [pid]
@@ -246,9 +254,10 @@ def _ms(seconds):
 # ---------------------------------------------------------------------------
 # A's floods (each its own process; ``stop`` is a multiprocessing Event)
 # ---------------------------------------------------------------------------
-def _flood_idle(path, target, stop, out_q):
+def _flood_idle(path, target, stop, out_q, uid=None):
     """Hold up to ``target`` idle connections, opened without blocking."""
     raise_nofile()
+    become(uid)
     socks, refused, failures = [], {}, 0
     ramp_end = time.monotonic() + 60
     while len(socks) < target and time.monotonic() < ramp_end and not stop.is_set():
@@ -281,8 +290,9 @@ def _flood_idle(path, target, stop, out_q):
     out_q.put({"closed_by_daemon": closed_by_daemon})
 
 
-def _flood_noread(path, stop, out_q):
+def _flood_noread(path, stop, out_q, uid=None):
     """Two connections that never read: pipelined pings and bare newlines."""
+    become(uid)
     chunks = {"ping": PING * 4096, "newline": b"\n" * 65536}
     conns = {}
     for kind in chunks:
@@ -308,8 +318,9 @@ def _flood_noread(path, stop, out_q):
     out_q.put({"bytes_sent": sent, "send_timeouts_0.2s": blocked, "closed_by_daemon": closed})
 
 
-def _flood_ratelimited(path, stop, out_q, conns=8, depth=64):
+def _flood_ratelimited(path, stop, out_q, uid=None, conns=8, depth=64):
     """Pipelined gets far above the rate limit on ``conns`` connections; replies discarded."""
+    become(uid)
     socks = []
     for _i in range(conns):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -367,7 +378,12 @@ def _flood_manifest(admin, name, stop, timeout, out_q):
 class Run:
     """A fresh daemon with projects A and B, started with RLIMIT_NOFILE ``nofile``."""
 
-    def __init__(self, base, daemon, nofile):
+    def __init__(self, base, daemon, nofile, attacker_uid=None):
+        # Run as root, A's flood runs as ``attacker_uid`` (its project's expected uid), so
+        # the daemon sees A and B as different peers and uids, as two projects are.
+        self.a_uid = attacker_uid if os.geteuid() == 0 else None
+        os.makedirs(base, exist_ok=True)
+        os.chmod(base, 0o755)
         old = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(nofile, old[1]), old[1]))
         try:
@@ -376,8 +392,8 @@ class Run:
             resource.setrlimit(resource.RLIMIT_NOFILE, old)
         self.registered = {}
         try:
-            for name in ("a", "b"):
-                self.registered[name] = self.broker.add_project(name, ("TOKEN",))
+            self.registered["a"] = self.broker.add_project("a", ("TOKEN",), expected_uid=self.a_uid)
+            self.registered["b"] = self.broker.add_project("b", ("TOKEN",))
             self.broker.admin_ok("push-creds", secrets={"TOKEN": "t" * 40})
         except BaseException:
             self.stop()
@@ -444,7 +460,7 @@ def find_manifest_size(run, limit):
 
 
 def one_flood(kind, base, args):
-    run = Run(os.path.join(base, kind), args.daemon, args.nofile)
+    run = Run(os.path.join(base, kind), args.daemon, args.nofile, args.attacker_uid)
     broker = run.broker
     res = {"flood": kind, "daemon_nofile": run.nofile}
     ctx = multiprocessing.get_context("fork")
@@ -459,11 +475,12 @@ def one_flood(kind, base, args):
         audit0, stderr0 = file_size(broker.audit_log), line_count(broker.stderr_path)
         path_a = broker.project_socket("a")
         if kind == "idle":
-            procs.append(ctx.Process(target=_flood_idle, args=(path_a, run.nofile + 256, stop, out_q), daemon=True))
+            procs.append(ctx.Process(target=_flood_idle, args=(path_a, run.nofile + 256, stop, out_q, run.a_uid),
+                                     daemon=True))
         elif kind == "noread":
-            procs.append(ctx.Process(target=_flood_noread, args=(path_a, stop, out_q), daemon=True))
+            procs.append(ctx.Process(target=_flood_noread, args=(path_a, stop, out_q, run.a_uid), daemon=True))
         elif kind == "ratelimited":
-            procs.append(ctx.Process(target=_flood_ratelimited, args=(path_a, stop, out_q), daemon=True))
+            procs.append(ctx.Process(target=_flood_ratelimited, args=(path_a, stop, out_q, run.a_uid), daemon=True))
         elif kind == "manifest":
             size, probe_reply = find_manifest_size(run, args.manifest_bytes)
             res["manifest_bytes"] = size
@@ -595,6 +612,9 @@ def main(argv=None):
                         help="size of A's hostile manifest (smaller if the daemon names a lower limit)")
     parser.add_argument("--rss-cap", type=float, default=1024.0,
                         help="MiB of daemon RSS at which a flood is stopped early")
+    parser.add_argument("--attacker-uid", type=int, default=65534,
+                        help="uid A's floods run as when the benchmark runs as root (default: 65534); "
+                             "otherwise A and B share the caller's uid")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "bench_isolation.json"))
     args = parser.parse_args(argv)
     unknown = [f for f in args.floods if f not in FLOODS]
@@ -604,6 +624,7 @@ def main(argv=None):
         args.daemon = os.path.abspath(args.daemon)
     raise_nofile()
     base = tempfile.mkdtemp(prefix="rbiso", dir="/tmp")
+    os.chmod(base, 0o755)   # A's uid reaches its socket through it
     res = {"machine": machine(), "args": vars(args), "load_average_at_start": os.getloadavg(),
            "daemon": args.daemon or "roles/broker_install/files/remo_broker.py", "floods": []}
     try:
