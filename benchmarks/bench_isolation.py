@@ -45,33 +45,24 @@ failure mode, not a flood: tests/unit/daemon/ covers it.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import multiprocessing
 import os
-import platform
 import re
 import resource
 import shutil
 import signal
 import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-# The one daemon harness, imported as benchmarks/bench_daemon.py imports it.
-_COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
-if not os.path.islink(os.path.join(_COLLECTIONS, "ansible_collections", "remo", "broker")):
-    os.makedirs(os.path.join(_COLLECTIONS, "ansible_collections", "remo"), exist_ok=True)
-    os.symlink(ROOT, os.path.join(_COLLECTIONS, "ansible_collections", "remo", "broker"))
-sys.path.insert(0, _COLLECTIONS)
-
-from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon  # noqa: E402  pylint: disable=wrong-import-position
+# The daemon harness, the percentile and the machine description, as bench_daemon.py has
+# them (importing it makes the checkout importable as the collection).
+sys.path.insert(0, HERE)
+from bench_daemon import Daemon, machine, pct as _pct  # noqa: E402  pylint: disable=wrong-import-position
 
 FLOODS = ("idle", "noread", "ratelimited", "manifest")
 TARGET_P99_RATIO = 3.0
@@ -83,11 +74,8 @@ PING = b'{"op":"ping"}\n'
 # helpers
 # ---------------------------------------------------------------------------
 def pct(values, q):
-    if not values:
-        return None
-    values = sorted(values)
-    idx = min(len(values) - 1, max(0, int(round(q / 100.0 * len(values) + 0.5)) - 1))
-    return values[idx]
+    """Percentile ``q`` of ``values``; None when there are none (a probe that hung)."""
+    return _pct(values, q) if values else None
 
 
 def raise_nofile():
@@ -545,16 +533,6 @@ def one_flood(kind, base, args):
 
 
 # ---------------------------------------------------------------------------
-def machine():
-    try:
-        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=False, timeout=30).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        commit = ""
-    return {"nproc": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "commit": commit}
-
-
 def _fmt(v, unit=""):
     return "-" if v is None else ("%.1f%s" % (v, unit) if v < 1000 else "{:,.0f}{}".format(v, unit))
 
@@ -635,8 +613,8 @@ def main(argv=None):
             except Exception as exc:  # pylint: disable=broad-except  # report, go on with the next flood
                 r = {"flood": kind, "error": "%s: %s" % (type(exc).__name__, str(exc)[:500])}
             res["floods"].append(r)
-            sys.stderr.write("  %s\n" % json.dumps({k: r.get(k) for k in ("p99_ratio", "peak_rss_mib", "capped",
-                                                                           "alive_after", "error")}))
+            summary = {k: r.get(k) for k in ("p99_ratio", "peak_rss_mib", "capped", "alive_after", "error")}
+            sys.stderr.write("  %s\n" % json.dumps(summary))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     res["load_average_at_end"] = os.getloadavg()
