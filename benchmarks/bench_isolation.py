@@ -19,8 +19,9 @@ runs once with the daemon idle and once while A floods.  Reported per flood:
   (the target is at most 3x), timeouts and error replies;
 * the admin socket's worst ``status`` round trip during the flood;
 * peak RSS: ``VmHWM`` of every process of the daemon (the serving process and all its
-  descendants, such as the audit writer), summed, read at the end of the flood; since
-  each daemon is fresh, that is the peak of its whole life, the flood included;
+  descendants, such as the audit writer), summed, read once the flood has stopped (for
+  ``manifest``, once the reload in progress finished or timed out); since each daemon is
+  fresh, that is the peak of its whole life, the flood included;
 * what the flood achieved (connections held, bytes sent, replies, reloads), the audit log's
   growth and the lines the daemon wrote to stderr, and whether the daemon still answered
   afterwards.
@@ -356,6 +357,8 @@ def _flood_manifest(admin, name, stop, timeout, out_q):
         times.append(elapsed)
         code = error or ("ok" if reply.get("ok") else str(reply.get("code")))
         codes[code] = codes.get(code, 0) + 1
+        if error:
+            time.sleep(0.05)    # the daemon is gone or hung: do not spin
     out_q.put({"reloads": len(times), "reload_replies": codes, "reload_p50_ms": _ms(pct(times, 50)),
                "reload_max_ms": _ms(max(times) if times else None)})
 
@@ -476,7 +479,7 @@ def one_flood(kind, base, args):
             with open(run.manifest_path("a"), "w", encoding="utf-8") as handle:
                 handle.write(hostile_manifest("a", size))
             procs.append(ctx.Process(target=_flood_manifest,
-                                     args=(broker.admin_socket, "a", stop, args.timeout * 10, out_q), daemon=True))
+                                     args=(broker.admin_socket, "a", stop, args.reload_timeout, out_q), daemon=True))
         t_flood = time.monotonic()
         for proc in procs:
             proc.start()
@@ -492,21 +495,22 @@ def one_flood(kind, base, args):
         res["during"] = probe(broker.project_socket("b"), args.seconds, args.rate, args.timeout,
                               admin=broker.admin_socket, monitor=lambda: not broker.alive())
         res["flood_seconds"] = time.monotonic() - t_flood
-        res["peak_memory"] = daemon_memory(broker.pid)
         res["audit_growth_mib_per_s"] = (file_size(broker.audit_log) - audit0) / 1048576.0 / res["flood_seconds"]
         res["stderr_lines_during"] = line_count(broker.stderr_path) - stderr0
     finally:
+        stop.set()
+        # A reload in progress is let finish (or time out), so its memory counts too; the
+        # watchdog keeps the daemon under the cap meanwhile.
+        for proc in procs:
+            proc.join(timeout=args.reload_timeout + 10 if kind == "manifest" else 15)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+        res["peak_memory"] = daemon_memory(broker.pid) if broker.alive() else {}
         watchdog.finish.set()
         watchdog.join(timeout=5)
         res["capped"] = watchdog.capped
         res["max_rss_sampled_mib"] = watchdog.max_rss
-        res.setdefault("peak_memory", {})
-        stop.set()
-        for proc in procs:
-            proc.join(timeout=15)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=5)
         stats = {}
         while True:
             try:
@@ -588,6 +592,8 @@ def main(argv=None):
                         help="RLIMIT_NOFILE the daemon starts with (the unit sets 65536)")
     parser.add_argument("--manifest-bytes", type=int, default=65536,
                         help="size of A's hostile manifest (smaller if the daemon names a lower limit)")
+    parser.add_argument("--reload-timeout", type=float, default=120.0,
+                        help="seconds one reload of the hostile manifest may take before it counts as hung")
     parser.add_argument("--rss-cap", type=float, default=1024.0,
                         help="MiB of daemon RSS at which a flood is stopped early")
     parser.add_argument("--attacker-uid", type=int, default=65534,
