@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Hostile and maximal manifests of a chosen size, for the parsing-limit tests and benchmark.
+
+``HOSTILE[name](size)`` returns TOML text of about ``size`` bytes whose shape is the
+attack ``name``: one that made tomllib (or the position scanner) quadratic, or one
+that maximises the work per byte.  ``at_limits(name)`` is the largest such text
+the parser still accepts structurally (so tomllib parses it), and
+``largest_valid_manifest()`` the biggest manifest that passes every rule.  Stdlib
+only: ``benchmarks/bench_manifest.py`` imports it too.
+"""
+
+from __future__ import annotations
+
+HEAD = 'schema_version = 2\nproject = "p"\n'
+
+
+def _repeat(unit, size, head=HEAD, tail="\n"):
+    count = max(1, (size - len(head) - len(tail)) // len(unit))
+    return head + unit * count + tail
+
+
+def _numbered(template, size, head=HEAD, tail=""):
+    """``head`` + template % i for i = 0, 1, ... while the text stays within ``size``."""
+    out = [head]
+    length = len(head) + len(tail)
+    index = 0
+    while True:
+        piece = template % index
+        if length + len(piece) > size and index:
+            break
+        out.append(piece)
+        length += len(piece)
+        index += 1
+    return "".join(out) + tail
+
+
+def dotted_key(size):
+    """``a.a.a. ... = 1``: tomllib and the old scanner were quadratic in the parts."""
+    return _repeat("a.", size, tail="a = 1\n")
+
+
+def dotted_header(size):
+    return _repeat("a.", size, head=HEAD + "[", tail="a]\n")
+
+
+def dotted_inline(size):
+    return _repeat("a.", size, head=HEAD + "x = { ", tail="a = 1 }\n")
+
+
+def deep_inline_tables(size):
+    depth = max(1, (size - len(HEAD) - 6) // 7)
+    return HEAD + "x = " + "{ a = " * depth + "1" + " }" * depth + "\n"
+
+
+def deep_arrays(size):
+    depth = max(1, (size - len(HEAD) - 6) // 2)
+    return HEAD + "x = " + "[" * depth + "]" * depth + "\n"
+
+
+def many_tables(size):
+    return _numbered("[t%d]\n", size)
+
+
+def many_keys(size):
+    return _numbered("k%d = 1\n", size)
+
+
+def many_secrets(size):
+    return _numbered("[secrets.S%d]\n", size)
+
+
+def many_array_elements(size):
+    return _repeat("1,", size, head=HEAD + "x = [", tail="1]\n")
+
+
+def many_inline_entries(size):
+    return _numbered("k%d = 1, ", size, head=HEAD + "x = { ", tail="z = 1 }\n")
+
+
+def long_string(size):
+    return _repeat("a", size, head=HEAD + 'x = "', tail='"\n')
+
+
+def escapes(size):
+    return _repeat("\\t", size, head=HEAD + 'x = "', tail='"\n')
+
+
+def small_lines(size):
+    return _repeat("#\n", size)
+
+
+def long_keys(size):
+    return _numbered('"%04d' + "k" * 250 + '" = 1\n', size)
+
+
+HOSTILE = {
+    "dotted key": dotted_key,
+    "dotted table header": dotted_header,
+    "dotted key in an inline table": dotted_inline,
+    "nested inline tables": deep_inline_tables,
+    "nested arrays": deep_arrays,
+    "many tables": many_tables,
+    "many keys": many_keys,
+    "many secrets": many_secrets,
+    "many array elements": many_array_elements,
+    "many inline-table entries": many_inline_entries,
+    "one long string": long_string,
+    "string escapes": escapes,
+    "many small lines": small_lines,
+    "long quoted keys": long_keys,
+}
+
+
+def largest_valid_manifest(limits):
+    """The biggest manifest every rule accepts: the most secrets, each with every key.
+
+    ``limits`` is the ``_manifest`` module (its MAX_MANIFEST_* constants).
+    """
+    lines = [HEAD.rstrip("\n")]
+    for index in range(limits.MAX_MANIFEST_SECRETS):
+        name = "S%03d" % index
+        if index % 2:
+            lines += ["[secrets.%s]" % name, 'fetch_as = "env"', 'env_var = "E_%s"' % name]
+        else:
+            lines += ["[secrets.%s]" % name, 'fetch_as = "file"', 'file_path = "/run/secrets/%s"' % name,
+                      'file_mode = "0400"', 'template = "id={{id}}\\nkey={{key}}\\n"']
+    return "\n".join(lines) + "\n"
+
+
+def typical_manifest():
+    """A manifest as projects write them: a few env and file secrets, comments, a cache table."""
+    return "\n".join([
+        "# which secrets this project's devcontainer may read",
+        "schema_version = 2",
+        'project = "p"',
+        "",
+        "[secrets.GITHUB_TOKEN]",
+        'fetch_as = "env"',
+        "",
+        "[secrets.NPM]",
+        'env_var = "NODE_AUTH_TOKEN"',
+        "",
+        "[secrets.AWS_CONFIG]",
+        'fetch_as = "file"',
+        'file_path = "/run/secrets/aws/config"',
+        'file_mode = "0400"',
+        'template = """',
+        "[default]",
+        "aws_access_key_id={{access_key_id}}",
+        "aws_secret_access_key={{secret_access_key}}",
+        '"""',
+        "",
+        "[cache]",
+        "ttl_seconds = 600",
+        "max_entries = 16",
+    ]) + "\n"
