@@ -96,6 +96,12 @@ def long_keys(size):
     return _numbered('"%04d' + "k" * 250 + '" = 1\n', size)
 
 
+def template_placeholders(size):
+    """One file secret whose template has thousands of distinct ``{{field}}`` placeholders."""
+    head = HEAD + '[secrets.A]\nfetch_as = "file"\nfile_path = "/run/secrets/a"\ntemplate = """'
+    return _numbered("{{f%d}}", size, head=head, tail='"""\n')
+
+
 HOSTILE = {
     "dotted key": dotted_key,
     "dotted table header": dotted_header,
@@ -111,7 +117,29 @@ HOSTILE = {
     "string escapes": escapes,
     "many small lines": small_lines,
     "long quoted keys": long_keys,
+    "template placeholders": template_placeholders,
 }
+
+
+def largest_accepted(make, limits):
+    """``make(size)`` for the largest size whose text passes the structure limits, or None.
+
+    ``limits`` is the ``_manifest`` module: its MAX_MANIFEST_BYTES and its structure scan.
+    """
+    def accepted(size):
+        text = make(size)
+        return len(text.encode("utf-8")) <= limits.MAX_MANIFEST_BYTES and limits._Locator(text).problem is None
+
+    low, high = 64, limits.MAX_MANIFEST_BYTES
+    if not accepted(low):
+        return None
+    while low < high:
+        middle = (low + high + 1) // 2
+        if accepted(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return make(low)
 
 
 def largest_valid_manifest(limits):

@@ -575,25 +575,26 @@ the source text.  See docs/manifest.md for the reference.
                     offset = -1
                     for dummy in range(MAX_MANIFEST_LINES):
                         offset = text.index("\n", offset + 1)
-                    raise _Stop(offset + 1, KEY_SYNTAX, "more than %d lines" % MAX_MANIFEST_LINES)
+                    if offset + 1 < len(text):     # something after the last allowed line's newline
+                        raise _Stop(offset + 1, KEY_SYNTAX, "more than %d lines (manifest limit)" % MAX_MANIFEST_LINES)
                 if text.count("\\") > MAX_MANIFEST_BACKSLASHES:
                     offset = -1
                     for dummy in range(MAX_MANIFEST_BACKSLASHES + 1):
                         offset = text.index("\\", offset + 1)
-                    raise _Stop(offset, KEY_SYNTAX, "more than %d backslashes (string escapes)" % MAX_MANIFEST_BACKSLASHES)
+                    raise _Stop(offset, KEY_SYNTAX, "more than %d backslashes (manifest limit on string escapes)" % MAX_MANIFEST_BACKSLASHES)
 
             def _item(self, offset, path):
                 """Count one key, table header or array element; check its depth."""
                 self._items += 1
                 if self._items > MAX_MANIFEST_ITEMS:
-                    raise _Stop(offset, _key_text(path), "more than %d keys, tables and array elements" % MAX_MANIFEST_ITEMS)
+                    raise _Stop(offset, _key_text(path), "more than %d keys, tables and array elements (manifest limit)" % MAX_MANIFEST_ITEMS)
                 self._depth(offset, path)
 
             @staticmethod
             def _depth(offset, path):
                 if len(path) > MAX_MANIFEST_DEPTH:
                     raise _Stop(offset, _key_text(path[:MAX_MANIFEST_DEPTH + 1]),
-                                "nested deeper than %d levels (table header, dotted key, arrays and inline tables together)" % MAX_MANIFEST_DEPTH)
+                                "nested deeper than %d levels (manifest limit; table header, dotted key, arrays and inline tables count together)" % MAX_MANIFEST_DEPTH)
 
             @staticmethod
             def _syntax(offset, reason):
@@ -631,7 +632,7 @@ the source text.  See docs/manifest.md for the reference.
                 text = self.text
                 is_array = text.startswith("[[", start)
                 simple = None if is_array else _SIMPLE_HEADER_RE.match(text, start)
-                if simple is not None:
+                if simple is not None and max(len(part or "") for part in simple.groups()) <= MAX_MANIFEST_KEY_CHARS:
                     parts = [(simple.group(n), simple.start(n)) for n in (1, 2) if simple.group(n) is not None]
                     i = simple.end() - 1
                 else:
@@ -659,7 +660,7 @@ the source text.  See docs/manifest.md for the reference.
 
             def _keyval(self, start, table):
                 simple = _SIMPLE_KEYVAL_RE.match(self.text, start)
-                if simple is not None:
+                if simple is not None and simple.end(1) - start <= MAX_MANIFEST_KEY_CHARS:
                     path = table + (simple.group(1),)
                     self.keys.setdefault(path, start)
                     self._item(start, path)
@@ -693,7 +694,7 @@ the source text.  See docs/manifest.md for the reference.
                     end = match.end()
                     body = (i + 1, end - 1) if quoted else (i, end)
                     if body[1] - body[0] > MAX_MANIFEST_KEY_CHARS:
-                        raise _Stop(i, _key_text(path + (text[body[0]:body[0] + 81],)), "key longer than %d characters" % MAX_MANIFEST_KEY_CHARS)
+                        raise _Stop(i, _key_text(path + (text[body[0]:body[0] + 81],)), "key longer than %d characters (manifest limit)" % MAX_MANIFEST_KEY_CHARS)
                     if char == '"':
                         try:
                             name = _unescape(text[body[0]:body[1]])
@@ -834,7 +835,7 @@ the source text.  See docs/manifest.md for the reference.
 
         def _template_fields(template):
             """Placeholder names of a template, unique, in order; ValueError on a bad ``{{``."""
-            fields = []
+            fields = {}     # a dict keeps the order and checks "seen" in constant time
             i = 0
             while True:
                 start = template.find("{{", i)
@@ -843,8 +844,7 @@ the source text.  See docs/manifest.md for the reference.
                 match = _FIELD_RE.match(template, start)
                 if match is None:
                     raise ValueError(start)
-                if match.group(1) not in fields:
-                    fields.append(match.group(1))
+                fields.setdefault(match.group(1))
                 i = match.end()
         #
 
@@ -1111,7 +1111,7 @@ the source text.  See docs/manifest.md for the reference.
 
         def _count_secrets(ctx, secrets, key_path):
             if len(secrets) > MAX_MANIFEST_SECRETS:
-                ctx.fail(key_path, "more than %d secrets (found %d)" % (MAX_MANIFEST_SECRETS, len(secrets)))
+                ctx.fail(key_path, "%d secrets, more than the manifest limit of %d" % (len(secrets), MAX_MANIFEST_SECRETS))
         #
 
         def _cache(ctx, table, ttl_path, entries_path):
