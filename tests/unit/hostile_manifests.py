@@ -8,13 +8,23 @@
 attack ``name``: one that made tomllib (or the position scanner) quadratic, or one
 that maximises the work per byte.  ``at_limits(name)`` is the largest such text
 the parser still accepts structurally (so tomllib parses it), and
-``largest_valid_manifest()`` the biggest manifest that passes every rule.  Stdlib
-only: ``benchmarks/bench_manifest.py`` imports it too.
+``largest_valid_manifest()`` the biggest manifest that passes every rule.
+``reload_under_probes`` times another project's requests while a real daemon reloads
+them.  Stdlib only (and the stdlib harness): ``benchmarks/bench_manifest.py`` imports
+it too.
 """
 
 from __future__ import annotations
 
-HEAD = 'schema_version = 2\nproject = "p"\n'
+import json
+import os
+import threading
+import time
+
+from ansible_collections.remo.broker.tests.unit.broker_harness import RawConn, wait_for
+
+PROJECT = "p"
+HEAD = 'schema_version = 2\nproject = "%s"\n' % PROJECT
 
 
 def _repeat(unit, size, head=HEAD, tail="\n"):
@@ -185,3 +195,92 @@ def typical_manifest():
         "ttl_seconds = 600",
         "max_entries = 16",
     ]) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# A real daemon under hostile reloads
+# ---------------------------------------------------------------------------
+def worst_manifests(limits):
+    """(label, text) of the attack that froze the daemon and of each shape at the limits' edge."""
+    out = [("dotted key, 64 KiB (the original attack)", dotted_key(limits.MAX_MANIFEST_BYTES))]
+    for name, make in HOSTILE.items():
+        text = largest_accepted(make, limits)
+        if text is not None and len(text) >= 2048:
+            out.append(("%s, at the limits" % name, text))
+    out.append(("largest valid manifest", largest_valid_manifest(limits)))
+    return out
+
+
+class _Probe:
+    """A thread timing one request at a time on one persistent connection."""
+
+    def __init__(self, path, line, check):
+        self.conn = RawConn(path, timeout=120.0)
+        self.line = line
+        self.check = check
+        self.phase = "idle"
+        self.samples = {"idle": [], "hostile": []}
+        self.failures = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped.is_set():
+            phase = self.phase
+            start = time.perf_counter()
+            self.conn.send(self.line)
+            reply = self.conn.read_line()
+            elapsed = time.perf_counter() - start
+            if reply is None or not self.check(json.loads(reply)):
+                self.failures.append(reply)
+                return
+            if phase == self.phase:     # a sample spanning a phase change counts for neither
+                self.samples[phase].append(elapsed)
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(timeout=120)
+        self.conn.close()
+
+
+def reload_under_probes(broker, project, manifest_path, manifests, rounds, victim_socket, victim_get, victim_check,
+                        idle_samples=300, timeout=120.0):
+    """Time the victim's ``get`` and the admin ``status`` while ``project`` reloads ``manifests``.
+
+    First ``idle_samples`` of each probe with nothing else happening, then every
+    manifest written over ``manifest_path`` and reloaded, ``rounds`` times.  Returns
+    ``{"get": {"idle": [s...], "hostile": [...]}, "status": {...}, "reloads":
+    [(label, seconds, reply), ...], "failures": [...]}``.
+    """
+    probes = {
+        "get": _Probe(victim_socket, victim_get, victim_check),
+        "status": _Probe(broker.admin_socket, b'{"op":"status"}\n', lambda reply: reply.get("ok") is True),
+    }
+    reloads = []
+    try:
+        wait_for(lambda: all(len(p.samples["idle"]) >= idle_samples or p.failures for p in probes.values()),
+                 timeout, what="the idle latency samples")
+        for probe in probes.values():
+            probe.phase = "hostile"
+        for dummy in range(rounds):
+            for label, text in manifests:
+                staging = manifest_path + ".new"
+                with open(staging, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                os.replace(staging, manifest_path)
+                start = time.perf_counter()
+                reply = broker.admin("reload", name=project)
+                reloads.append((label, time.perf_counter() - start, reply))
+    finally:
+        for probe in probes.values():
+            probe.stop()
+    result = {name: probe.samples for name, probe in probes.items()}
+    result["reloads"] = reloads
+    result["failures"] = [failure for probe in probes.values() for failure in probe.failures]
+    return result
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
