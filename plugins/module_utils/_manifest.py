@@ -1232,7 +1232,8 @@ def manifest_json_schema():
             ttl_key: {"type": "integer", "minimum": CACHE_TTL_RANGE[0], "maximum": CACHE_TTL_RANGE[1]},
             entries_key: {"type": "integer", "minimum": CACHE_MAX_ENTRIES_RANGE[0], "maximum": CACHE_MAX_ENTRIES_RANGE[1]}}}
 
-    secrets_table = {"type": "object", "propertyNames": secret_name, "additionalProperties": {"$ref": "#/$defs/secret"}}
+    secrets_table = {"type": "object", "maxProperties": MAX_MANIFEST_SECRETS, "propertyNames": secret_name,
+                     "additionalProperties": {"$ref": "#/$defs/secret"}}
     v2 = {
         "type": "object", "title": "schema_version 2", "additionalProperties": False, "required": ["schema_version", "project"],
         "properties": {"schema_version": {"const": 2}, "project": {"$ref": "#/$defs/project_name"},
@@ -1246,7 +1247,8 @@ def manifest_json_schema():
             "project": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
                 "name": {"$ref": "#/$defs/project_name"}, "description": {"type": "string", "maxLength": DESCRIPTION_MAX_CHARS}}},
             "allowlist": {"type": "object", "additionalProperties": False, "required": ["secrets"], "properties": {
-                "secrets": {"type": "array", "uniqueItems": True, "items": {"allOf": [secret_name, safe_env]}}}},
+                "secrets": {"type": "array", "uniqueItems": True, "maxItems": MAX_MANIFEST_SECRETS,
+                            "items": {"allOf": [secret_name, safe_env]}}}},
             "cache": cache("ttl_seconds", "max_entries"),
         },
     }
