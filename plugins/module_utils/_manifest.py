@@ -18,9 +18,10 @@ Parses, validates and renders the three manifest formats the broker accepts:
   ``project``, ``[secrets.name]`` tables, optional ``[cache]`` with ``default_*`` keys.
 
 Every semantic error is a :class:`ManifestError` naming FILE:LINE:COLUMN: KEY: REASON.
-``tomllib`` gives no positions for semantic errors, so a small scanner
-(:class:`_Locator`) maps a key path to the line and column of the key or value in
-the source text.  See docs/manifest.md for the reference.
+One linear scan (:class:`_Locator`) runs before ``tomllib``: it refuses text beyond
+the MAX_MANIFEST_* limits (tomllib is quadratic in dotted-key parts) and maps each
+key path to the line and column of the key or value, which ``tomllib`` does not give
+for semantic errors.  See docs/manifest.md for the reference.
 """
 
 from __future__ import annotations
