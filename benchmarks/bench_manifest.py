@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -78,27 +77,6 @@ def outcome(text):
     return "valid"
 
 
-def schedstat_ns(pid):
-    """CPU nanoseconds of every thread of ``pid`` so far."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/schedstat" % (pid, tid), encoding="ascii") as handle:
-            total += int(handle.read().split()[0])
-    return total
-
-
-def reload_cpu_ms(broker, manifest_path, text, repeat):
-    """Median serving-process CPU milliseconds of one ``reload`` with ``text`` as the manifest."""
-    with open(manifest_path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    samples = []
-    for dummy in range(repeat):
-        before = schedstat_ns(broker.pid)
-        broker.admin("reload", name=hostile.PROJECT)
-        samples.append((schedstat_ns(broker.pid) - before) / 1e6)
-    return statistics.median(samples)
-
-
 def machine():
     with open("/proc/loadavg", encoding="ascii") as handle:
         load = handle.read().split()[0]
@@ -133,7 +111,8 @@ def main(argv=None):
         project_dir = broker.make_project(hostile.PROJECT, ("A_TOKEN",))
         manifest_path = os.path.join(project_dir, ".remo", "manifest.toml")
         for label, text in shapes:
-            res["reload"].append({"shape": label, "cpu_ms": reload_cpu_ms(broker, manifest_path, text, args.repeat)})
+            cpu = hostile.reload_cpu_seconds(broker, hostile.PROJECT, manifest_path, text, args.repeat)
+            res["reload"].append({"shape": label, "cpu_ms": 1000 * cpu})
         probes = hostile.reload_under_probes(
             broker, hostile.PROJECT, manifest_path, shapes[1:], args.rounds, broker.project_socket("bee"),
             b'{"op":"get","name":"TOKEN"}\n', lambda reply: reply.get("value") == VALUE)

@@ -281,6 +281,27 @@ def reload_under_probes(broker, project, manifest_path, manifests, rounds, victi
     return result
 
 
+def schedstat_ns(pid):
+    """CPU nanoseconds every thread of ``pid`` has run so far (/proc/PID/task/*/schedstat)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/schedstat" % (pid, tid), encoding="ascii") as handle:
+            total += int(handle.read().split()[0])
+    return total
+
+
+def reload_cpu_seconds(broker, project, manifest_path, text, repeat):
+    """Median CPU seconds the daemon spends on one ``reload`` of ``text`` (nothing else running)."""
+    with open(manifest_path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    samples = []
+    for dummy in range(repeat):
+        before = schedstat_ns(broker.pid)
+        broker.admin("reload", name=project)
+        samples.append((schedstat_ns(broker.pid) - before) / 1e9)
+    return sorted(samples)[len(samples) // 2]
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

@@ -22,9 +22,12 @@ from ansible_collections.remo.broker.tests.unit import hostile_manifests as host
 from ansible_collections.remo.broker.tests.unit.broker_harness import assert_healthy
 
 VALUE = "bee-token-value"
-# Before the limits one reload held the event loop for ~20 s; a parse within them
-# costs milliseconds.  Generous for a shared machine, yet far below the attack.
-MAX_STALL_SECONDS = 0.25
+# Before the limits one reload held the event loop for ~20 s.  The event loop's hold
+# is the daemon's CPU per reload (the budget: 50 ms); what B sees in wall time is that
+# stretched by the share of a core the daemon gets, so its bound only has to be far
+# below the attack on a machine shared by many test runs.
+MAX_RELOAD_CPU_SECONDS = 0.05
+MAX_STALL_SECONDS = 1.0
 IDLE_FACTOR = 3.0
 
 
@@ -66,5 +69,10 @@ def test_hostile_reloads_do_not_stall_other_projects(broker_factory):
                           "bound_ms": 1000 * bound, "samples": len(during)}
         assert max(during) < bound, (probe, figures[probe])
     figures["reload_max_ms"] = 1000 * max(seconds for dummy, seconds, dummy2 in result["reloads"])
+    manifest_path = os.path.join(hostile_dir, ".remo", "manifest.toml")
+    cpu = {label: hostile.reload_cpu_seconds(broker, hostile.PROJECT, manifest_path, text, 3)
+           for label, text in hostile.worst_manifests(m)}
+    figures["reload_cpu_max_ms"] = 1000 * max(cpu.values())
+    assert max(cpu.values()) < MAX_RELOAD_CPU_SECONDS, {label: round(1000 * v, 1) for label, v in cpu.items()}
     print("hostile reload figures: " + json.dumps(figures, sort_keys=True))
     assert_healthy(broker, "bee")
