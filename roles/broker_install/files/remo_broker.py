@@ -299,9 +299,10 @@ Parses, validates and renders the three manifest formats the broker accepts:
   ``project``, ``[secrets.name]`` tables, optional ``[cache]`` with ``default_*`` keys.
 
 Every semantic error is a :class:`ManifestError` naming FILE:LINE:COLUMN: KEY: REASON.
-``tomllib`` gives no positions for semantic errors, so a small scanner
-(:class:`_Locator`) maps a key path to the line and column of the key or value in
-the source text.  See docs/manifest.md for the reference.
+One linear scan (:class:`_Locator`) runs before ``tomllib``: it refuses text beyond
+the MAX_MANIFEST_* limits (tomllib is quadratic in dotted-key parts) and maps each
+key path to the line and column of the key or value, which ``tomllib`` does not give
+for semantic errors.  See docs/manifest.md for the reference.
 """
         #
         #
@@ -320,6 +321,14 @@ the source text.  See docs/manifest.md for the reference.
         # Manifest constants
         # ---------------------------------------------------------------------------
         MAX_MANIFEST_BYTES = 65536
+        # Structural limits, checked by one linear scan before tomllib sees the text (see
+        # _Locator): they bound every parse to a few milliseconds.  docs/manifest.md#limits.
+        MAX_MANIFEST_LINES = 4096
+        MAX_MANIFEST_ITEMS = 1024          # keys, table headers and array elements, together
+        MAX_MANIFEST_DEPTH = 8             # key path parts: table header + dotted key + arrays + inline tables
+        MAX_MANIFEST_KEY_CHARS = 256       # one part of a key, as written
+        MAX_MANIFEST_BACKSLASHES = 4096    # tomllib decodes each string escape in Python
+        MAX_MANIFEST_SECRETS = 128
         MANIFEST_RELATIVE_PATH = ".remo/manifest.toml"
         DEFAULT_FILE_ROOTS = ("/run/secrets", "/dev/shm", "~")
         DEFAULT_FILE_MODE = 0o400
@@ -396,7 +405,6 @@ the source text.  See docs/manifest.md for the reference.
         _BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
         _TOML_POS_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
         _TOML_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
-        _BARE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
         KEY_SYNTAX = "<toml>"
         KEY_FILE = "<file>"
@@ -486,42 +494,64 @@ the source text.  See docs/manifest.md for the reference.
         #
 
         # ---------------------------------------------------------------------------
-        # Locator: key path -> (line, column) in the TOML source
+        # Structure scan: limits, and key path -> (line, column) in the TOML source
         # ---------------------------------------------------------------------------
-        class _Locator:
-            """Maps key paths such as ``("secrets", "GH", "fetch_as")`` to source positions.
+        _WS_RE = re.compile(r"[ \t]*")
+        _BLANK_RE = re.compile(r"(?:[ \t\r\n]++|#[^\n]*+)*+")
+        _BARE_RE = re.compile(r"[A-Za-z0-9_-]+")
+        _BASIC_RE = re.compile(r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"')
+        _LITERAL_RE = re.compile(r"'[^'\n]*+'")
+        # The first unescaped """ (or ''') ends the string; up to two more quotes belong to it.
+        _ML_BASIC_RE = re.compile(r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+""""{0,2}')
+        _ML_LITERAL_RE = re.compile(r"'''[^']*+(?:'(?!'')[^']*+)*+''''{0,2}")
+        # Numbers, booleans and dates; a date-time may have a space before its time.
+        _SCALAR_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.+\-Zz]+|[A-Za-z0-9_+\-.:]+")
+        # The usual header, ``[table]`` or ``[table.name]``, in one match.
+        _SIMPLE_HEADER_RE = re.compile(r"\[[ \t]*([A-Za-z0-9_-]+)(?:[ \t]*\.[ \t]*([A-Za-z0-9_-]+))?[ \t]*\]")
+        # The usual line, ``bare_key = "string" / 'string' / scalar``, in one match.
+        _SIMPLE_KEYVAL_RE = re.compile(r"([A-Za-z0-9_-]+)[ \t]*=[ \t]*(?!\"\"\"|''')(%s|%s|%s)" % (
+            _BASIC_RE.pattern, _LITERAL_RE.pattern, _SCALAR_RE.pattern))
+        #
 
-    Run only on text tomllib accepted.  ``keys`` holds the offset of each key
-    component, ``values`` the offset of each value (for ``[tables]``, the ``[`` of
-    the header; array elements use the index as the last path component).  A scan
-    that trips over anything keeps what it found so far: locating never raises.
+        class _Stop(Exception):
+            """Ends a scan: ``(offset, key, reason)`` of the first problem found."""
+        #
+
+        class _Locator:
+            """One linear scan of the TOML source: structural limits, then key positions.
+
+    tomllib is quadratic in the parts of a dotted key and spends microseconds per
+    key, so ``parse_manifest`` runs this scan first and hands tomllib only text
+    within the limits above.  The scan follows TOML's structure (tables, keys,
+    strings, arrays, inline tables) with one regular expression per token, so
+    its time is linear in the text; it checks neither escapes, numbers nor
+    duplicate keys (tomllib does).  ``problem`` is ``None`` or the first
+    ``(offset, key, reason)``: a limit passed or a structure error; the scan
+    stops there, so it never raises.
+
+    ``keys`` holds the offset of each key component, ``values`` the offset of
+    each value (for ``[tables]``, the ``[`` of the header; array elements use
+    the index as the last path component).
     """
 
             def __init__(self, text):
                 self.text = text
                 self.keys = {}
                 self.values = {}
+                self.problem = None
                 self._aot = {}
-                self._line_starts = [0]
-                for index, char in enumerate(text):
-                    if char == "\n":
-                        self._line_starts.append(index + 1)
+                self._items = 0
                 try:
+                    self._check_document()
                     self._scan()
-                except (IndexError, ValueError, KeyError, RecursionError):
-                    pass
+                except _Stop as stop:
+                    self.problem = stop.args
 
             # -- positions ---------------------------------------------------------
             def position(self, offset):
-                lo, hi = 0, len(self._line_starts)
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if self._line_starts[mid] <= offset:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                line = max(lo, 1)
-                return line, offset - self._line_starts[line - 1] + 1
+                """1-based (line, column) of ``offset``: counted on demand, once per error."""
+                line_start = self.text.rfind("\n", 0, offset) + 1
+                return self.text.count("\n", 0, offset) + 1, offset - line_start + 1
 
             def locate(self, path, kind="key"):
                 """(line, column) of ``path``'s key (``kind="key"``) or value (``"value"``).
@@ -539,26 +569,52 @@ the source text.  See docs/manifest.md for the reference.
                     kind = "value"
                 return 1, 1
 
+            # -- limits --------------------------------------------------------------
+            def _check_document(self):
+                text = self.text
+                if text.count("\n") >= MAX_MANIFEST_LINES:
+                    offset = -1
+                    for dummy in range(MAX_MANIFEST_LINES):
+                        offset = text.index("\n", offset + 1)
+                    if offset + 1 < len(text):     # something after the last allowed line's newline
+                        raise _Stop(offset + 1, KEY_SYNTAX, "more than %d lines (manifest limit)" % MAX_MANIFEST_LINES)
+                if text.count("\\") > MAX_MANIFEST_BACKSLASHES:
+                    offset = -1
+                    for dummy in range(MAX_MANIFEST_BACKSLASHES + 1):
+                        offset = text.index("\\", offset + 1)
+                    raise _Stop(offset, KEY_SYNTAX, "more than %d backslashes (manifest limit on string escapes)" % MAX_MANIFEST_BACKSLASHES)
+
+            def _item(self, offset, path):
+                """Count one key, table header or array element; check its depth."""
+                self._items += 1
+                if self._items > MAX_MANIFEST_ITEMS:
+                    raise _Stop(offset, _key_text(path), "more than %d keys, tables and array elements (manifest limit)" % MAX_MANIFEST_ITEMS)
+                self._depth(offset, path)
+
+            @staticmethod
+            def _depth(offset, path):
+                if len(path) > MAX_MANIFEST_DEPTH:
+                    raise _Stop(offset, _key_text(path[:MAX_MANIFEST_DEPTH + 1]),
+                                "nested deeper than %d levels (manifest limit; table header, dotted key, arrays and inline tables count together)" % MAX_MANIFEST_DEPTH)
+
+            @staticmethod
+            def _syntax(offset, reason):
+                return _Stop(offset, KEY_SYNTAX, "TOML syntax error: " + reason)
+
+            def _unterminated(self, start):
+                """A string that does not end: at its opening quotes if multi-line, else at its line's end."""
+                if self.text.startswith(self.text[start] * 3, start):
+                    return self._syntax(start, "unterminated multi-line string")
+                end = self.text.find("\n", start)
+                return self._syntax(len(self.text) if end < 0 else end, "unterminated string (a string ends on the line it starts)")
+
             # -- scanner -----------------------------------------------------------
             def _skip_ws(self, i):
-                text = self.text
-                while i < len(text) and text[i] in " \t":
-                    i += 1
-                return i
+                return _WS_RE.match(self.text, i).end()
 
             def _skip_blank(self, i):
                 """Skip whitespace, newlines and comments."""
-                text = self.text
-                while i < len(text):
-                    char = text[i]
-                    if char in " \t\r\n":
-                        i += 1
-                    elif char == "#":
-                        end = text.find("\n", i)
-                        i = len(text) if end < 0 else end + 1
-                    else:
-                        break
-                return i
+                return _BLANK_RE.match(self.text, i).end()
 
             def _scan(self):
                 text = self.text
@@ -576,7 +632,12 @@ the source text.  See docs/manifest.md for the reference.
             def _header(self, start):
                 text = self.text
                 is_array = text.startswith("[[", start)
-                parts, i = self._key(start + (2 if is_array else 1))
+                simple = None if is_array else _SIMPLE_HEADER_RE.match(text, start)
+                if simple is not None and max(len(part or "") for part in simple.groups()) <= MAX_MANIFEST_KEY_CHARS:
+                    parts = [(simple.group(n), simple.start(n)) for n in (1, 2) if simple.group(n) is not None]
+                    i = simple.end() - 1
+                else:
+                    parts, i = self._key(start + (2 if is_array else 1), ())
                 resolved = ()
                 for index, (name, offset) in enumerate(parts):
                     resolved = resolved + (name,)
@@ -590,131 +651,120 @@ the source text.  See docs/manifest.md for the reference.
                         self.keys.setdefault(resolved, start)
                     elif resolved in self._aot:
                         resolved = resolved + (self._aot[resolved],)
+                self._item(start, resolved)
                 self.values.setdefault(resolved, start)
                 i = self._skip_ws(i)
-                i += 2 if is_array else 1
-                return resolved, i
+                close = "]]" if is_array else "]"
+                if not text.startswith(close, i):
+                    raise self._syntax(i, "expected '%s' to close the table header" % close)
+                return resolved, i + len(close)
 
             def _keyval(self, start, table):
-                parts, i = self._key(start)
+                simple = _SIMPLE_KEYVAL_RE.match(self.text, start)
+                if simple is not None and simple.end(1) - start <= MAX_MANIFEST_KEY_CHARS:
+                    path = table + (simple.group(1),)
+                    self.keys.setdefault(path, start)
+                    self._item(start, path)
+                    self.values.setdefault(path, simple.start(2))
+                    return simple.end()
+                parts, i = self._key(start, table)
                 path = table
                 for name, offset in parts:
                     path = path + (name,)
                     self.keys.setdefault(path, offset)
-                i = self._skip_ws(i)
-                if i >= len(self.text) or self.text[i] != "=":
-                    raise ValueError("expected '='")
+                self._item(start, path)
+                if self.text[i:i + 1] != "=":
+                    raise self._syntax(i, "expected '=' after a key")
                 i = self._skip_ws(i + 1)
                 self.values.setdefault(path, i)
                 return self._value(i, path)
 
-            def _key(self, i):
+            def _key(self, i, table):
+                """The parts of a (dotted) key at ``i`` in ``table``: ``[(name, offset), ...]`` and the offset after it."""
                 text = self.text
                 parts = []
+                path = table
+                skip_ws = _WS_RE.match
                 while True:
-                    i = self._skip_ws(i)
-                    char = text[i]
+                    i = skip_ws(text, i).end()
+                    char = text[i:i + 1]
+                    quoted = char in ("'", '"')
+                    match = (_BASIC_RE if char == '"' else _LITERAL_RE if quoted else _BARE_RE).match(text, i)
+                    if match is None:
+                        raise self._unterminated(i) if quoted else self._syntax(i, "expected a key")
+                    end = match.end()
+                    body = (i + 1, end - 1) if quoted else (i, end)
+                    if body[1] - body[0] > MAX_MANIFEST_KEY_CHARS:
+                        raise _Stop(i, _key_text(path + (text[body[0]:body[0] + 81],)), "key longer than %d characters (manifest limit)" % MAX_MANIFEST_KEY_CHARS)
                     if char == '"':
-                        end = self._basic_end(i)
-                        parts.append((_unescape(text[i + 1:end - 1]), i))
-                    elif char == "'":
-                        end = text.index("'", i + 1) + 1
-                        parts.append((text[i + 1:end - 1], i))
+                        try:
+                            name = _unescape(text[body[0]:body[1]])
+                        except (ValueError, IndexError):
+                            raise self._syntax(i, "bad escape in a quoted key") from None
                     else:
-                        end = i
-                        while end < len(text) and text[end] in _BARE_CHARS:
-                            end += 1
-                        if end == i:
-                            raise ValueError("expected a key")
-                        parts.append((text[i:end], i))
-                    i = self._skip_ws(end)
-                    if i < len(text) and text[i] == ".":
-                        i += 1
-                        continue
-                    return parts, i
-
-            def _basic_end(self, i):
-                """Offset just past the single-line basic string starting at ``i``."""
-                text = self.text
-                j = i + 1
-                while True:
-                    char = text[j]
-                    if char == "\\":
-                        j += 2
-                    elif char == '"':
-                        return j + 1
-                    elif char == "\n":
-                        raise ValueError("unterminated string")
-                    else:
-                        j += 1
-
-            def _multiline_end(self, i, quote):
-                text = self.text
-                delim = quote * 3
-                j = i + 3
-                while True:
-                    if quote == '"' and text[j] == "\\":
-                        j += 2
-                    elif text.startswith(delim, j):
-                        run = 3
-                        while run < 5 and j + run < len(text) and text[j + run] == quote:
-                            run += 1
-                        return j + run
-                    else:
-                        j += 1
+                        name = text[body[0]:body[1]]
+                    parts.append((name, i))
+                    path = path + (name,)
+                    self._depth(i, path)
+                    i = skip_ws(text, end).end()
+                    if text[i:i + 1] != ".":
+                        return parts, i
+                    i += 1
 
             def _value(self, i, path):
                 text = self.text
-                char = text[i]
-                if text.startswith('"""', i):
-                    return self._multiline_end(i, '"')
-                if text.startswith("'''", i):
-                    return self._multiline_end(i, "'")
-                if char == '"':
-                    return self._basic_end(i)
-                if char == "'":
-                    return text.index("'", i + 1) + 1
+                char = text[i:i + 1]
+                if char == '"' or char == "'":
+                    regex = (_ML_BASIC_RE if char == '"' else _ML_LITERAL_RE) if text.startswith(char * 3, i) else (
+                        _BASIC_RE if char == '"' else _LITERAL_RE)
+                    match = regex.match(text, i)
+                    if match is None:
+                        raise self._unterminated(i)
+                    return match.end()
                 if char == "[":
                     return self._array(i + 1, path)
                 if char == "{":
                     return self._inline_table(i + 1, path)
-                j = i
-                while j < len(text) and text[j] not in ",]}#\r\n":
-                    j += 1
-                return j
+                match = _SCALAR_RE.match(text, i)
+                if match is None:
+                    raise self._syntax(i, "expected a value")
+                return match.end()
 
             def _array(self, i, path):
                 text = self.text
                 index = 0
                 while True:
                     i = self._skip_blank(i)
-                    if text[i] == "]":
+                    if text[i:i + 1] == "]":
                         return i + 1
                     element = path + (index,)
+                    self._item(i, element)
                     self.values.setdefault(element, i)
                     self.keys.setdefault(element, i)
                     i = self._skip_blank(self._value(i, element))
-                    if text[i] == ",":
+                    char = text[i:i + 1]
+                    if char == ",":
                         i += 1
                         index += 1
-                    elif text[i] == "]":
+                    elif char == "]":
                         return i + 1
                     else:
-                        raise ValueError("bad array")
+                        raise self._syntax(i, "expected ',' or ']' in an array")
 
             def _inline_table(self, i, path):
                 text = self.text
                 while True:
                     i = self._skip_blank(i)
-                    if text[i] == "}":
+                    if text[i:i + 1] == "}":
                         return i + 1
                     i = self._skip_blank(self._keyval(i, path))
-                    if text[i] == ",":
+                    char = text[i:i + 1]
+                    if char == ",":
                         i += 1
-                    elif text[i] == "}":
+                    elif char == "}":
                         return i + 1
                     else:
-                        raise ValueError("bad inline table")
+                        raise self._syntax(i, "expected ',' or '}' in an inline table")
         #
 
         _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
@@ -722,6 +772,8 @@ the source text.  See docs/manifest.md for the reference.
 
         def _unescape(body):
             """Decode the escapes of a TOML basic string body (as tomllib does for keys)."""
+            if "\\" not in body:
+                return body
             out = []
             i = 0
             while i < len(body):
@@ -784,7 +836,7 @@ the source text.  See docs/manifest.md for the reference.
 
         def _template_fields(template):
             """Placeholder names of a template, unique, in order; ValueError on a bad ``{{``."""
-            fields = []
+            fields = {}     # a dict keeps the order and checks "seen" in constant time
             i = 0
             while True:
                 start = template.find("{{", i)
@@ -793,8 +845,7 @@ the source text.  See docs/manifest.md for the reference.
                 match = _FIELD_RE.match(template, start)
                 if match is None:
                     raise ValueError(start)
-                if match.group(1) not in fields:
-                    fields.append(match.group(1))
+                fields.setdefault(match.group(1))
                 i = match.end()
         #
 
@@ -874,14 +925,11 @@ the source text.  See docs/manifest.md for the reference.
         class _Context:
             """Validation state for one document: raises located ManifestErrors."""
 
-            def __init__(self, path, text):
+            def __init__(self, path, locator):
                 self.path = path
-                self.text = text
-                self._locator = None
+                self._locator = locator
 
             def locate(self, key_path, kind):
-                if self._locator is None:
-                    self._locator = _Locator(self.text)
                 return self._locator.locate(key_path, kind)
 
             def fail(self, key_path, reason, kind="key"):
@@ -967,6 +1015,12 @@ the source text.  See docs/manifest.md for the reference.
             path = str(path)
             roots = _normalise_roots(file_roots)
             raw, text = _decode(data, path)
+            # Limits first, in linear time: tomllib only ever sees text within them.
+            locator = _Locator(text)
+            if locator.problem:
+                offset, key, reason = locator.problem
+                line, column = locator.position(offset)
+                raise ManifestError(path, line, column, key, reason)
             try:
                 doc = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
@@ -980,9 +1034,7 @@ the source text.  See docs/manifest.md for the reference.
                     line = text.count("\n") + 1
                     column = len(text) - (text.rfind("\n") + 1) + 1
                 raise ManifestError(path, line, column, KEY_SYNTAX, "TOML syntax error: %s" % (reason or "invalid TOML")) from None
-            except RecursionError:
-                raise ManifestError(path, 0, 0, KEY_SYNTAX, "TOML syntax error: values nested too deeply") from None
-            ctx = _Context(path, text)
+            ctx = _Context(path, locator)
             if "schema_version" not in doc:
                 ctx.fail(("schema_version",), "missing required key (supported schema versions: 1, 2)", "value")
             version = doc["schema_version"]
@@ -1038,6 +1090,7 @@ the source text.  See docs/manifest.md for the reference.
             names = table["secrets"]
             if not isinstance(names, list):
                 ctx.fail(("allowlist", "secrets"), "must be an array of secret names, not a %s" % _type_name(names), "value")
+            _count_secrets(ctx, names, ("allowlist", "secrets"))
             secrets = {}
             for index, name in enumerate(names):
                 key_path = ("allowlist", "secrets", index)
@@ -1057,6 +1110,11 @@ the source text.  See docs/manifest.md for the reference.
             return project, secrets, cache, FORMAT_BROKER_V1
         #
 
+        def _count_secrets(ctx, secrets, key_path):
+            if len(secrets) > MAX_MANIFEST_SECRETS:
+                ctx.fail(key_path, "%d secrets, more than the manifest limit of %d" % (len(secrets), MAX_MANIFEST_SECRETS))
+        #
+
         def _cache(ctx, table, ttl_path, entries_path):
             cache = {}
             ttl = ctx.integer(table, ttl_path, CACHE_TTL_RANGE)
@@ -1069,6 +1127,7 @@ the source text.  See docs/manifest.md for the reference.
         #
 
         def _secret_tables(ctx, tables, roots, upper_default):
+            _count_secrets(ctx, tables, ("secrets",))
             secrets = {}
             env_owner = {}
             file_owner = {}
@@ -1455,7 +1514,8 @@ the source text.  See docs/manifest.md for the reference.
                     ttl_key: {"type": "integer", "minimum": CACHE_TTL_RANGE[0], "maximum": CACHE_TTL_RANGE[1]},
                     entries_key: {"type": "integer", "minimum": CACHE_MAX_ENTRIES_RANGE[0], "maximum": CACHE_MAX_ENTRIES_RANGE[1]}}}
 
-            secrets_table = {"type": "object", "propertyNames": secret_name, "additionalProperties": {"$ref": "#/$defs/secret"}}
+            secrets_table = {"type": "object", "maxProperties": MAX_MANIFEST_SECRETS, "propertyNames": secret_name,
+                             "additionalProperties": {"$ref": "#/$defs/secret"}}
             v2 = {
                 "type": "object", "title": "schema_version 2", "additionalProperties": False, "required": ["schema_version", "project"],
                 "properties": {"schema_version": {"const": 2}, "project": {"$ref": "#/$defs/project_name"},
@@ -1469,7 +1529,8 @@ the source text.  See docs/manifest.md for the reference.
                     "project": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
                         "name": {"$ref": "#/$defs/project_name"}, "description": {"type": "string", "maxLength": DESCRIPTION_MAX_CHARS}}},
                     "allowlist": {"type": "object", "additionalProperties": False, "required": ["secrets"], "properties": {
-                        "secrets": {"type": "array", "uniqueItems": True, "items": {"allOf": [secret_name, safe_env]}}}},
+                        "secrets": {"type": "array", "uniqueItems": True, "maxItems": MAX_MANIFEST_SECRETS,
+                                    "items": {"allOf": [secret_name, safe_env]}}}},
                     "cache": cache("ttl_seconds", "max_entries"),
                 },
             }
@@ -4196,21 +4257,21 @@ symlink to the socket for host-side tools.
 
 _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 167),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 282, 1228),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1513, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m03', 1727, 311),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m04', 2041, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m05', 2089, 109),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m06', 2201, 308),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m07', 2512, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m08', 2777, 366),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m09', 3146, 151),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m10', 3300, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m11', 3392, 140),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m12', 3535, 233),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m13', 3771, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m14', 3835, 236),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m15', 4074, 121),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 282, 1289),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1574, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m03', 1788, 311),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m04', 2102, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m05', 2150, 109),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m06', 2262, 308),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m07', 2573, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m08', 2838, 366),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m09', 3207, 151),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m10', 3361, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m11', 3453, 140),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m12', 3596, 233),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m13', 3832, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m14', 3896, 236),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m15', 4135, 121),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

@@ -420,11 +420,6 @@ def test_lone_surrogate_text():
     assert err.key == "<toml>"
 
 
-def test_deep_nesting_is_a_manifest_error():
-    err = error_of("x = " + "[" * 5000 + "]" * 5000 + "\n")
-    assert err.key == "<toml>"
-
-
 def test_error_never_contains_template_text():
     text = SEC + 'fetch_as = "file"\nfile_path = "~/x"\ntemplate = "s3cr3t-looking {{bad field}}"\n'
     err = error_of(text)

@@ -8,7 +8,9 @@
 * generated valid specs survive render -> parse -> render unchanged, and the result
   validates against the JSON Schema;
 * whatever the parser accepts, the JSON Schema accepts (the parser is the stricter);
-* the locator finds every key and value of generated TOML written in every style.
+* the locator finds every key and value of generated TOML written in every style;
+* the structure scan that enforces the limits refuses no text tomllib accepts (below
+  the limits), so a limit error is never a false TOML syntax error.
 """
 
 from __future__ import annotations
@@ -98,6 +100,26 @@ def mutated_seed(draw):
                 lines[i], lines[j] = lines[j], lines[i]
             text = "\n".join(lines)
     return text
+
+
+def assert_scan_no_stricter_than_tomllib(text):
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return
+    assert m._Locator(text).problem is None, (text, m._Locator(text).problem)
+
+
+@SETTINGS
+@given(st.lists(TOML_ALPHABET, max_size=80).map("".join))
+def test_scan_accepts_what_tomllib_accepts_noise(text):
+    assert_scan_no_stricter_than_tomllib(text)
+
+
+@SETTINGS
+@given(mutated_seed())
+def test_scan_accepts_what_tomllib_accepts_mutations(text):
+    assert_scan_no_stricter_than_tomllib(text)
 
 
 @SETTINGS
@@ -307,6 +329,10 @@ def test_locator_finds_every_key(tree, data):
     text = "\n".join(out) + "\n"
     assert tomllib.loads(text) == tree
     locator = m._Locator(text)
+    if max((len(path) for path, dummy in leaf_paths(tree)), default=0) > m.MAX_MANIFEST_DEPTH:
+        assert locator.problem[2].startswith("nested deeper than"), (locator.problem, text)
+        return
+    assert locator.problem is None, (locator.problem, text)
     offsets = [0]
     for line in text.split("\n"):
         offsets.append(offsets[-1] + len(line) + 1)
