@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # This file is PRIVATE to the collection.  It is not a public API: it can change at
-# any time, without notice.  It is also bundled into the daemon
-# (roles/broker_install/files/remo_broker.py).
+# any time, without notice.  scripts/bundle_daemon.py also embeds it, as its own
+# module, in the generated daemon roles/broker_install/files/remo_broker.py.
 
 """Open files and use directories only when no untrusted account can have swapped them.
 
@@ -112,6 +112,8 @@ def _link_or_error(dir_fd, name, path, exc):
                                   "replace the link with the real directory or file")
     if info is not None and not stat.S_ISDIR(info.st_mode):
         return UntrustedPathError(path, "is not a directory")
+    if isinstance(exc, PermissionError):
+        return UntrustedPathError(path, "permission denied: the broker cannot search this directory")
     return UntrustedPathError(path, "cannot open: %s" % (exc.strerror or exc))
 
 
