@@ -876,23 +876,29 @@ def _file_secret(ctx, name, spec, base, file_owner, roots):
 # Files
 # ---------------------------------------------------------------------------
 def load_manifest(path, expected_project=None, file_roots=None, trusted_uids=()):
-    """Read the manifest at ``path`` the way the broker trusts it, then parse it.
+    """Read the manifest at ``path`` the way the broker trusts it (:func:`read_manifest_bytes`), then parse it."""
+    path = os.fspath(path)
+    data = read_manifest_bytes(path, trusted_uids)
+    return parse_manifest(data, path=path, expected_project=expected_project, file_roots=file_roots)
 
-    The bytes come from :func:`read_trusted_file`: no symlink followed at any component,
-    the file and every directory above it owned by root, this process's account or one
-    of ``trusted_uids`` and writable by nobody else, at most ``MAX_MANIFEST_BYTES``.
-    Any failure is a :class:`ManifestError` whose reason names the failing component.
+
+def read_manifest_bytes(path, trusted_uids=()):
+    """The bytes of the manifest at ``path``, read through :func:`read_trusted_file`.
+
+    No symlink is followed at any component; the file and every directory above it must
+    be owned by root, this process's account or one of ``trusted_uids`` and writable by
+    nobody else; at most ``MAX_MANIFEST_BYTES``.  Any failure is a :class:`ManifestError`
+    whose reason names the failing component and the fix.
     """
     path = os.fspath(path)
     try:
-        data = read_trusted_file(path, MAX_MANIFEST_BYTES, trusted_uids_for(*trusted_uids))
+        return read_trusted_file(path, MAX_MANIFEST_BYTES, trusted_uids_for(*trusted_uids))
     except UntrustedPathError as exc:
         raise ManifestError(path, 0, 0, KEY_FILE, _untrusted_reason(path, exc)) from None
     except PermissionError:
         raise ManifestError(path, 0, 0, KEY_FILE, "permission denied: the broker cannot read this file") from None
     except OSError as exc:
         raise ManifestError(path, 0, 0, KEY_FILE, "cannot read: %s" % (exc.strerror or exc)) from None
-    return parse_manifest(data, path=path, expected_project=expected_project, file_roots=file_roots)
 
 
 def _untrusted_reason(path, exc):

@@ -1159,23 +1159,29 @@ the source text.  See docs/manifest.md for the reference.
         # Files
         # ---------------------------------------------------------------------------
         def load_manifest(path, expected_project=None, file_roots=None, trusted_uids=()):
-            """Read the manifest at ``path`` the way the broker trusts it, then parse it.
+            """Read the manifest at ``path`` the way the broker trusts it (:func:`read_manifest_bytes`), then parse it."""
+            path = os.fspath(path)
+            data = read_manifest_bytes(path, trusted_uids)
+            return parse_manifest(data, path=path, expected_project=expected_project, file_roots=file_roots)
+        #
 
-    The bytes come from :func:`read_trusted_file`: no symlink followed at any component,
-    the file and every directory above it owned by root, this process's account or one
-    of ``trusted_uids`` and writable by nobody else, at most ``MAX_MANIFEST_BYTES``.
-    Any failure is a :class:`ManifestError` whose reason names the failing component.
+        def read_manifest_bytes(path, trusted_uids=()):
+            """The bytes of the manifest at ``path``, read through :func:`read_trusted_file`.
+
+    No symlink is followed at any component; the file and every directory above it must
+    be owned by root, this process's account or one of ``trusted_uids`` and writable by
+    nobody else; at most ``MAX_MANIFEST_BYTES``.  Any failure is a :class:`ManifestError`
+    whose reason names the failing component and the fix.
     """
             path = os.fspath(path)
             try:
-                data = read_trusted_file(path, MAX_MANIFEST_BYTES, trusted_uids_for(*trusted_uids))
+                return read_trusted_file(path, MAX_MANIFEST_BYTES, trusted_uids_for(*trusted_uids))
             except UntrustedPathError as exc:
                 raise ManifestError(path, 0, 0, KEY_FILE, _untrusted_reason(path, exc)) from None
             except PermissionError:
                 raise ManifestError(path, 0, 0, KEY_FILE, "permission denied: the broker cannot read this file") from None
             except OSError as exc:
                 raise ManifestError(path, 0, 0, KEY_FILE, "cannot read: %s" % (exc.strerror or exc)) from None
-            return parse_manifest(data, path=path, expected_project=expected_project, file_roots=file_roots)
         #
 
         def _untrusted_reason(path, exc):
@@ -4461,22 +4467,22 @@ symlink to the socket for host-side tools.
 
 _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 169),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 284, 1230),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1517, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1731, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 1945, 319),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m05', 2267, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2315, 109),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2427, 308),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2738, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 3003, 373),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3379, 151),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m11', 3533, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m12', 3625, 140),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m13', 3768, 242),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 4013, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m15', 4077, 259),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m16', 4339, 121),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 284, 1236),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1523, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1737, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 1951, 319),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m05', 2273, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2321, 109),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2433, 308),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2744, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 3009, 373),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3385, 151),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m11', 3539, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m12', 3631, 140),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m13', 3774, 242),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 4019, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m15', 4083, 259),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m16', 4345, 121),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
