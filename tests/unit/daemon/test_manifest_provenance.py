@@ -283,7 +283,7 @@ def test_manifest_owned_by_a_project_uid_is_refused(instance):
     assert _project_status(broker, "a")["allowlist"] == ["A_TOKEN"]
 
 
-@pytest.mark.parametrize("mode", [0o775, 0o757])
+@pytest.mark.parametrize("mode", [0o775, 0o757], ids=["group-writable", "world-writable"])
 def test_manifest_in_a_group_or_world_writable_directory_is_refused(instance, broker_factory, mode):
     broker = instance
     remo = os.path.dirname(broker.approved["a"])
