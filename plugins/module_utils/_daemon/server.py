@@ -217,12 +217,15 @@ def untrusted_directory(broker):
 
     Another account that can write one of them could replace the registrations, the
     sockets or the audit log, so each must be this process's own and writable by it alone.
+    The audit log's parents may be root-owned and group-writable: Ubuntu's rsyslog makes
+    ``/var/log`` ``0775 root:syslog`` (docs/threat-model.md).
     """
     uid = os.geteuid()
-    for path, label in ((broker.run_dir, "run directory"), (broker.state_dir, "state directory"),
-                        (os.path.dirname(broker.audit_path), "audit log directory")):
+    for path, label, root_group_parents in (
+            (broker.run_dir, "run directory", False), (broker.state_dir, "state directory", False),
+            (os.path.dirname(broker.audit_path), "audit log directory", True)):
         try:
-            check_private_directory(path, uid, label)
+            check_private_directory(path, uid, label, root_group_parents)
         except UntrustedPathError as exc:
             return str(exc)
     return None

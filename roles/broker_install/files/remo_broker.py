@@ -1792,13 +1792,17 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                 return "uid %d" % uid
         #
 
-        def _check_directory(path, info, trusted_uids):
-            """Raise unless the opened directory ``info`` is safe to resolve names in."""
+        def _check_directory(path, info, trusted_uids, root_group_ok=False):
+            """Raise unless the opened directory ``info`` is safe to resolve names in.
+
+    ``root_group_ok``: a root-owned directory its group may write (not others) is accepted
+    too, for parents such as Ubuntu's ``/var/log`` (``0775 root:syslog``).
+    """
             if info.st_uid not in trusted_uids:
                 raise UntrustedPathError(path, "directory is owned by %s, not by root or the broker's account"
                                          % _owner_name(info.st_uid), "chown root %s" % path)
             if info.st_mode & _WRITABLE_BY_OTHERS:
-                if info.st_mode & stat.S_ISVTX and info.st_uid == 0:
+                if info.st_uid == 0 and (info.st_mode & stat.S_ISVTX or (root_group_ok and not info.st_mode & stat.S_IWOTH)):
                     return
                 raise UntrustedPathError(path, "directory is writable by group or others (mode %04o)"
                                          % stat.S_IMODE(info.st_mode), "chmod go-w %s" % path)
@@ -1814,12 +1818,12 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
             return path, parts
         #
 
-        def _open_parent(path, parts, trusted_uids):
+        def _open_parent(path, parts, trusted_uids, root_group_ok=False):
             """A dir fd for the parent of ``path`` after checking every directory from ``/``."""
             fd = os.open("/", _O_PATH | _O_DIRECTORY | _O_CLOEXEC)
             walked = "/"
             try:
-                _check_directory(walked, os.fstat(fd), trusted_uids)
+                _check_directory(walked, os.fstat(fd), trusted_uids, root_group_ok)
                 for part in parts[:-1]:
                     walked = os.path.join(walked, part)
                     try:
@@ -1830,7 +1834,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                         raise _link_or_error(fd, part, walked, exc) from None
                     os.close(fd)
                     fd = child
-                    _check_directory(walked, os.fstat(fd), trusted_uids)
+                    _check_directory(walked, os.fstat(fd), trusted_uids, root_group_ok)
             except BaseException:
                 os.close(fd)
                 raise
@@ -1911,17 +1915,18 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                 os.close(fd)
         #
 
-        def check_private_directory(path, owner_uid, label="directory"):
+        def check_private_directory(path, owner_uid, label="directory", root_group_parents=False):
             """Raise unless ``path`` is a real directory owned by ``owner_uid`` that nobody else can write.
 
     Every directory above it must be owned by root or ``owner_uid`` and not writable by
-    others (a root-owned sticky directory such as /tmp is fine).  ``label`` names the
-    directory's role in the message ("state directory", ...).
+    others (a root-owned sticky directory such as /tmp is fine; with ``root_group_parents``
+    also a root-owned one only its group may write).  ``label`` names the directory's role
+    in the message ("state directory", ...).
     """
             path, parts = _split(path)
             trusted = frozenset((0, owner_uid))
             try:
-                parent = _open_parent(path, parts, trusted) if parts else None
+                parent = _open_parent(path, parts, trusted, root_group_parents) if parts else None
             except UntrustedPathError as exc:
                 raise UntrustedPathError(exc.path, "%s %s: %s" % (label, path, exc.reason), exc.fix) from None
             try:
@@ -4299,12 +4304,15 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
     Another account that can write one of them could replace the registrations, the
     sockets or the audit log, so each must be this process's own and writable by it alone.
+    The audit log's parents may be root-owned and group-writable: Ubuntu's rsyslog makes
+    ``/var/log`` ``0775 root:syslog`` (docs/threat-model.md).
     """
             uid = os.geteuid()
-            for path, label in ((broker.run_dir, "run directory"), (broker.state_dir, "state directory"),
-                                (os.path.dirname(broker.audit_path), "audit log directory")):
+            for path, label, root_group_parents in (
+                    (broker.run_dir, "run directory", False), (broker.state_dir, "state directory", False),
+                    (os.path.dirname(broker.audit_path), "audit log directory", True)):
                 try:
-                    check_private_directory(path, uid, label)
+                    check_private_directory(path, uid, label, root_group_parents)
                 except UntrustedPathError as exc:
                     return str(exc)
             return None
@@ -4469,20 +4477,20 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 169),
     ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 284, 1236),
     ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1523, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1737, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 1951, 319),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m05', 2273, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2321, 109),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2433, 308),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2744, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 3009, 373),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3385, 151),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m11', 3539, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m12', 3631, 140),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m13', 3774, 242),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 4019, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m15', 4083, 259),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m16', 4345, 121),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1737, 216),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 1956, 319),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m05', 2278, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2326, 109),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2438, 308),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2749, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 3014, 373),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3390, 151),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m11', 3544, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m12', 3636, 140),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m13', 3779, 242),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 4024, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m15', 4088, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m16', 4353, 121),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

@@ -336,6 +336,25 @@ def test_daemon_refuses_directories_others_can_write(broker_factory, tmp_path, w
     assert not os.path.exists(daemon.admin_socket)
 
 
+def test_audit_log_directory_may_sit_in_a_root_owned_group_writable_parent(broker_factory, tmp_path):
+    """Ubuntu's /var/log is 0775 root:syslog: the audit log directory below it is accepted,
+    a run or state directory below such a parent is not."""
+    os.chmod(tmp_path, 0o755)
+    var_log = tmp_path / "var-log"
+    var_log.mkdir()
+    os.chmod(var_log, 0o775)
+    audit_dir = var_log / "remo-broker"
+    audit_dir.mkdir(mode=0o750)
+    daemon = broker_factory("--audit-log", str(audit_dir / "audit.jsonl"))
+    assert daemon.status()["audit"]["path"] == str(audit_dir / "audit.jsonl")
+    assert daemon.stop() == 0
+    run_dir = var_log / "run"
+    run_dir.mkdir(mode=0o755)
+    refused = broker_factory("--run-dir", str(run_dir), start=False)
+    err = _refused_start(refused)
+    assert "refusing to start: %s: run directory %s: directory is writable by group" % (var_log, run_dir) in err, err
+
+
 def test_registrations_rewritten_by_another_user_in_a_loose_state_dir_refuse_start(instance, broker_factory):
     broker = instance
     assert broker.stop() == 0
