@@ -899,6 +899,8 @@ def read_manifest_bytes(path, trusted_uids=()):
         raise ManifestError(path, 0, 0, KEY_FILE, "permission denied: the broker cannot read this file") from None
     except OSError as exc:
         raise ManifestError(path, 0, 0, KEY_FILE, "cannot read: %s" % (exc.strerror or exc)) from None
+    except ValueError:    # a NUL byte or a lone surrogate: no file has this name
+        raise ManifestError(path, 0, 0, KEY_FILE, "not found: not a valid file name") from None
 
 
 def _untrusted_reason(path, exc):

@@ -78,6 +78,10 @@ def _absolute_path(req, key, name, required=True):
         return None
     if not isinstance(path, str) or not os.path.isabs(path) or "\0" in path:
         raise AdminFail(E_INVALID_PAYLOAD, "'%s' must be an absolute path" % key, project=name)
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:    # a lone surrogate from JSON: no file system name
+        raise AdminFail(E_INVALID_PAYLOAD, "'%s' is not a valid file name" % key, project=name) from None
     return os.path.normpath(path)
 
 

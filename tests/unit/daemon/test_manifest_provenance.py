@@ -268,6 +268,13 @@ def test_symlinked_directory_component_is_refused_naming_it(instance, tmp_path):
     assert "c" not in [p["name"] for p in broker.status()["projects"]]
 
 
+@pytest.mark.parametrize("manifest_path", ["relative/manifest.toml", "/tmp/\ud800/manifest.toml", 7, "/a\u0000b"])
+def test_register_refuses_a_manifest_path_that_names_no_file(instance, manifest_path):
+    reply = instance.admin("register", name="a", project_path=instance.workspaces["a"], manifest_path=manifest_path)
+    assert reply["code"] == "invalid_payload" and "'manifest_path'" in reply["message"], reply
+    assert _project_status(instance, "a")["manifest_path"] == instance.approved["a"]
+
+
 def test_manifest_owned_by_a_project_uid_is_refused(instance):
     broker = instance
     # The proposal in A's workspace: owned by A's uid, so the container could rewrite it.
