@@ -5,7 +5,7 @@
 
 The daemon ships as ONE stdlib-only file, yet its code lives in
 plugins/module_utils/_daemon/ (one concern per file) and shares
-plugins/module_utils/{_protocol,_manifest,_broker_client}.py with the modules.  This
+plugins/module_utils/{_protocol,_manifest,_broker_client,_trusted_path}.py with the modules.  This
 script writes the whole file:
 
 * a header, then the functions of plugins/module_utils/_daemon/bundle.py (the importer);
@@ -37,6 +37,7 @@ SHARED = (
     "plugins/module_utils/_protocol.py",
     "plugins/module_utils/_manifest.py",
     "plugins/module_utils/_broker_client.py",
+    "plugins/module_utils/_trusted_path.py",
 )
 DAEMON_DIR = "plugins/module_utils/_daemon"
 LOADER = DAEMON_DIR + "/bundle.py"
@@ -51,7 +52,7 @@ HEADER = '''\
 # remo-broker: the in-memory credential broker daemon and its command-line client.
 # ONE stdlib-only file (Python 3.11+), GENERATED IN FULL by scripts/bundle_daemon.py
 # from plugins/module_utils/_daemon/*.py and plugins/module_utils/{_protocol,_manifest,
-# _broker_client}.py: edit those files and re-run the script, never this file.
+# _broker_client,_trusted_path}.py: edit those files and re-run the script, never this file.
 # See docs/daemon.md and docs/protocol.md.
 #
 # pylint reads the embedded module bodies below as class bodies and cannot resolve their

@@ -5,7 +5,7 @@
 # This file is PRIVATE to the collection.  It is not a public API: it can change at
 # any time, without notice.  scripts/bundle_daemon.py also embeds it, as its own
 # module, in the generated daemon roles/broker_install/files/remo_broker.py, so it
-# imports only the stdlib and the one line from _protocol.py below.
+# imports only the stdlib and the two collection modules below (both embedded too).
 
 """The project manifest ``.remo/manifest.toml``: the ONE place for its rules.
 
@@ -31,10 +31,14 @@ import hashlib
 import json
 import os
 import re
-import stat
 import tomllib
 
 from ansible_collections.remo.broker.plugins.module_utils._protocol import PROJECT_NAME_RE, SECRET_NAME_RE
+from ansible_collections.remo.broker.plugins.module_utils._trusted_path import (
+    UntrustedPathError,
+    read_trusted_file,
+    trusted_uids_for,
+)
 
 # ---------------------------------------------------------------------------
 # Manifest constants
@@ -930,40 +934,46 @@ def _file_secret(ctx, name, spec, base, file_owner, roots):
 # ---------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------
-def load_manifest(path, expected_project=None, file_roots=None):
-    """Read (size-capped, regular files only) and parse the manifest at ``path``."""
+def load_manifest(path, expected_project=None, file_roots=None, trusted_uids=()):
+    """Read the manifest at ``path`` the way the broker trusts it (:func:`read_manifest_bytes`), then parse it."""
+    path = os.fspath(path)
+    data = read_manifest_bytes(path, trusted_uids)
+    return parse_manifest(data, path=path, expected_project=expected_project, file_roots=file_roots)
+
+
+def read_manifest_bytes(path, trusted_uids=()):
+    """The bytes of the manifest at ``path``, read through :func:`read_trusted_file`.
+
+    No symlink is followed at any component; the file and every directory above it must
+    be owned by root, this process's account or one of ``trusted_uids`` and writable by
+    nobody else; at most ``MAX_MANIFEST_BYTES``.  Any failure is a :class:`ManifestError`
+    whose reason names the failing component and the fix.
+    """
     path = os.fspath(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise ManifestError(path, 0, 0, KEY_FILE, "not found") from None
-    except PermissionError:
-        raise ManifestError(path, 0, 0, KEY_FILE, "permission denied: the broker cannot read this file") from None
-    except OSError as exc:
-        raise ManifestError(path, 0, 0, KEY_FILE, "cannot open: %s" % (exc.strerror or exc)) from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise ManifestError(path, 0, 0, KEY_FILE, "is a directory, not a file")
-        if not stat.S_ISREG(info.st_mode):
-            raise ManifestError(path, 0, 0, KEY_FILE, "not a regular file")
-        if info.st_size > MAX_MANIFEST_BYTES:
-            raise ManifestError(path, 0, 0, KEY_FILE, "manifest is larger than %d bytes" % MAX_MANIFEST_BYTES)
-        chunks = []
-        size = 0
-        while size <= MAX_MANIFEST_BYTES:
-            chunk = os.read(fd, MAX_MANIFEST_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        return read_trusted_file(path, MAX_MANIFEST_BYTES, trusted_uids_for(*trusted_uids))
+    except UntrustedPathError as exc:
+        raise ManifestError(path, 0, 0, KEY_FILE, _untrusted_reason(path, exc)) from None
     except PermissionError:
         raise ManifestError(path, 0, 0, KEY_FILE, "permission denied: the broker cannot read this file") from None
     except OSError as exc:
         raise ManifestError(path, 0, 0, KEY_FILE, "cannot read: %s" % (exc.strerror or exc)) from None
-    finally:
-        os.close(fd)
-    return parse_manifest(b"".join(chunks), path=path, expected_project=expected_project, file_roots=file_roots)
+    except ValueError:    # a NUL byte or a lone surrogate: no file has this name
+        raise ManifestError(path, 0, 0, KEY_FILE, "not found: not a valid file name") from None
+
+
+def _untrusted_reason(path, exc):
+    """The ManifestError reason for a refused read: what failed, where, and the fix."""
+    reason = exc.reason
+    if reason in ("not found", "does not exist"):
+        reason = "not found"    # callers tell a missing manifest from a bad one by this prefix
+    elif reason.startswith("larger than"):
+        reason = "manifest is %s" % reason
+    if exc.path != path:
+        reason += " (%s)" % exc.path
+    if exc.fix:
+        reason += "; fix: %s" % exc.fix
+    return reason
 
 
 def discover_manifest(project_path):

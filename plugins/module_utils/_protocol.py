@@ -47,6 +47,8 @@ PROJECTS_DIR_MODE = 0o755
 # traverse it: the socket's own owner and mode decide who connects.
 PROJECT_DIR_MODE = 0o755
 STATE_DIR_MODE = 0o700
+# The audit log's directory when the daemon creates it (the admin group may read the log).
+AUDIT_DIR_MODE = 0o750
 
 # ---------------------------------------------------------------------------
 # Limits and timeouts

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # This file is PRIVATE to the collection.  It is not a public API: it can change at
-# any time, without notice.  It is also bundled into the daemon
-# (roles/broker_install/files/remo_broker.py).
+# any time, without notice.  scripts/bundle_daemon.py also embeds it, as its own
+# module, in the generated daemon roles/broker_install/files/remo_broker.py.
 
 """Open files and use directories only when no untrusted account can have swapped them.
 
@@ -56,13 +56,17 @@ def _owner_name(uid):
         return "uid %d" % uid
 
 
-def _check_directory(path, info, trusted_uids):
-    """Raise unless the opened directory ``info`` is safe to resolve names in."""
+def _check_directory(path, info, trusted_uids, root_group_ok=False):
+    """Raise unless the opened directory ``info`` is safe to resolve names in.
+
+    ``root_group_ok``: a root-owned directory its group may write (not others) is accepted
+    too, for parents such as Ubuntu's ``/var/log`` (``0775 root:syslog``).
+    """
     if info.st_uid not in trusted_uids:
         raise UntrustedPathError(path, "directory is owned by %s, not by root or the broker's account"
                                  % _owner_name(info.st_uid), "chown root %s" % path)
     if info.st_mode & _WRITABLE_BY_OTHERS:
-        if info.st_mode & stat.S_ISVTX and info.st_uid == 0:
+        if info.st_uid == 0 and (info.st_mode & stat.S_ISVTX or (root_group_ok and not info.st_mode & stat.S_IWOTH)):
             return
         raise UntrustedPathError(path, "directory is writable by group or others (mode %04o)"
                                  % stat.S_IMODE(info.st_mode), "chmod go-w %s" % path)
@@ -78,12 +82,12 @@ def _split(path):
     return path, parts
 
 
-def _open_parent(path, parts, trusted_uids):
+def _open_parent(path, parts, trusted_uids, root_group_ok=False):
     """A dir fd for the parent of ``path`` after checking every directory from ``/``."""
     fd = os.open("/", _O_PATH | _O_DIRECTORY | _O_CLOEXEC)
     walked = "/"
     try:
-        _check_directory(walked, os.fstat(fd), trusted_uids)
+        _check_directory(walked, os.fstat(fd), trusted_uids, root_group_ok)
         for part in parts[:-1]:
             walked = os.path.join(walked, part)
             try:
@@ -94,7 +98,7 @@ def _open_parent(path, parts, trusted_uids):
                 raise _link_or_error(fd, part, walked, exc) from None
             os.close(fd)
             fd = child
-            _check_directory(walked, os.fstat(fd), trusted_uids)
+            _check_directory(walked, os.fstat(fd), trusted_uids, root_group_ok)
     except BaseException:
         os.close(fd)
         raise
@@ -112,6 +116,8 @@ def _link_or_error(dir_fd, name, path, exc):
                                   "replace the link with the real directory or file")
     if info is not None and not stat.S_ISDIR(info.st_mode):
         return UntrustedPathError(path, "is not a directory")
+    if isinstance(exc, PermissionError):
+        return UntrustedPathError(path, "permission denied: the broker cannot search this directory")
     return UntrustedPathError(path, "cannot open: %s" % (exc.strerror or exc))
 
 
@@ -173,17 +179,18 @@ def read_trusted_file(path, max_bytes, trusted_uids=None):
         os.close(fd)
 
 
-def check_private_directory(path, owner_uid, label="directory"):
+def check_private_directory(path, owner_uid, label="directory", root_group_parents=False):
     """Raise unless ``path`` is a real directory owned by ``owner_uid`` that nobody else can write.
 
     Every directory above it must be owned by root or ``owner_uid`` and not writable by
-    others (a root-owned sticky directory such as /tmp is fine).  ``label`` names the
-    directory's role in the message ("state directory", ...).
+    others (a root-owned sticky directory such as /tmp is fine; with ``root_group_parents``
+    also a root-owned one only its group may write).  ``label`` names the directory's role
+    in the message ("state directory", ...).
     """
     path, parts = _split(path)
     trusted = frozenset((0, owner_uid))
     try:
-        parent = _open_parent(path, parts, trusted) if parts else None
+        parent = _open_parent(path, parts, trusted, root_group_parents) if parts else None
     except UntrustedPathError as exc:
         raise UntrustedPathError(exc.path, "%s %s: %s" % (label, path, exc.reason), exc.fix) from None
     try:

@@ -7,17 +7,23 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: remo_manifest
-short_description: Validate, synthesize and register a project's remo-broker manifest
+short_description: Validate, approve and register a project's remo-broker manifest
 version_added: 0.1.0
 description:
-  - A project's manifest (C(.remo/manifest.toml)) is its allowlist, the list of secret
-    names its devcontainer may read from remo-broker, and how each one is delivered
-    (environment variable or tmpfs file).
-  - With O(state=validated) the module finds and validates the manifest on the managed
+  - A project's manifest is its allowlist, the list of secret names its devcontainer may
+    read from remo-broker, and how each one is delivered (environment variable or tmpfs file).
+  - The project's own C(.remo/manifest.toml) is a proposal. The daemon enforces only an
+    approved copy that no project can write, C(APPROVED_ROOT/NAME/.remo/manifest.toml)
+    (see O(approved_root)); it checks that copy on every load and refuses it when any
+    account but root or its own could have written it.
+  - With O(state=validated) the module finds and validates the proposal on the managed
     host and returns it, without contacting the daemon (it works with no daemon at all).
-  - With O(state=present) it validates the manifest first, failing early with the file,
-    line and column of the first problem, then registers the project with the daemon, or
-    makes the daemon reload it when the daemon's copy (path or SHA-256) differs from the file.
+  - With O(state=present) it validates the proposal first, failing early with the file,
+    line and column of the first problem, installs its exact bytes as the approved copy
+    (only when they differ), then registers the project with the approved copy, or makes
+    the daemon reload it when the daemon's copy (path or SHA-256) differs.
+  - The proposal is read without following symlinks and only when it and its directories
+    belong to root or the owner of O(project_path) and nobody else can write them.
   - With O(state=absent) it unregisters the project; the project's socket goes away.
   - When the project has no manifest (or O(force_synthesize=true)), the module can write
     one from O(secrets) and/or the C(secrets) declared in C(.devcontainer/devcontainer.json)
@@ -37,14 +43,16 @@ attributes:
   diff_mode:
     support: full
     details:
-      - Shows secret names and delivery modes of the manifest file, and the registration
-        (allowlist names and manifest SHA-256) before and after.
+      - Shows secret names and delivery modes of a synthesized proposal and of the approved
+        copy, and the registration (manifest path, allowlist names and manifest SHA-256)
+        before and after.
   idempotent:
     support: full
 options:
   project_path:
     description:
-      - Root directory of the project on the managed host; the manifest is looked up below it.
+      - Root directory of the project on the managed host; the proposal
+        C(.remo/manifest.toml) is looked up below it.
       - Required when O(state=present) or O(state=validated), and with O(state=absent)
         when O(name) is not given.
     type: path
@@ -121,18 +129,39 @@ options:
       - Defaults to the manifest library's roots (C(/run/secrets), C(/dev/shm) and C(~)).
     type: list
     elements: str
+  approved_root:
+    description:
+      - Directory of the approved copies, C(APPROVED_ROOT/NAME/.remo/manifest.toml), outside
+        every workspace. It must be a real directory owned by root that only root can write;
+        the module creates C(NAME) and C(NAME/.remo) in it (root, C(0755)).
+      - When O(project_path) is C(APPROVED_ROOT/NAME) (a manifest synthesized from O(secrets)
+        in place), the proposal is the approved copy and nothing is copied.
+      - The devcontainer launcher mounts C(APPROVED_ROOT/NAME/.remo) read-only into the container.
+    type: path
+    default: /var/lib/remo-broker-approved
+  proposal_sha256:
+    description:
+      - Approve the proposal only while its SHA-256 is this value (64 hex digits); fail otherwise.
+      - Pin the proposal you reviewed, so that a change made in the workspace after the review
+        (for example by code running in the devcontainer) is never approved.
+    type: str
 notes:
   - A synthesized manifest is written atomically with mode C(0644); its directory is created if needed.
+  - The approved copy is written atomically, mode C(0644), owned by the user the module runs as
+    (use C(become)); the daemon refuses a copy owned by any account but root or its own.
+  - O(state=absent) leaves the approved copy in place.
+  - See the collection's docs/manifest.md ("How to change a project's allowlist").
 seealso:
   - module: remo.broker.remo_broker_info
   - module: remo.broker.remo_broker_push
 """
 
 EXAMPLES = r"""
-- name: Register the project with the broker (validating its manifest first)
+- name: Approve the project's reviewed proposal and register the approved copy
   remo.broker.remo_manifest:
     project_path: /home/dev/src/myrepo
     expected_uid: 1000
+    proposal_sha256: 3b7e1c0d9a4f2e6b8c5d7a9f1e3b5c7d9f0a2c4e6b8d0f1a3c5e7b9d1f3a5c7e
   become: true
   register: reg
 
@@ -199,7 +228,7 @@ manifest:
       type: str
       sample: remo.v2
     path:
-      description: The manifest file.
+      description: The proposal file that was parsed.
       type: str
       sample: /home/dev/src/myrepo/.remo/manifest.toml
     sha256:
@@ -243,12 +272,24 @@ allowlist:
   elements: str
   sample: [GITHUB_TOKEN, aws]
 manifest_path:
-  description: Path of the manifest file on the managed host.
+  description:
+    - With O(state=present), the approved copy the daemon enforces.
+    - Otherwise the proposal that was read (as RV(proposal_path)).
+  returned: when a manifest was found or synthesized
+  type: str
+  sample: /var/lib/remo-broker-approved/myrepo/.remo/manifest.toml
+proposal_path:
+  description: The project's proposal that was validated.
   returned: when a manifest was found or synthesized
   type: str
   sample: /home/dev/src/myrepo/.remo/manifest.toml
+approved:
+  description: Whether the approved copy was (in check mode, would be) written.
+  returned: when O(state=present)
+  type: bool
+  sample: true
 manifest_sha256:
-  description: SHA-256 of the manifest file.
+  description: SHA-256 of the proposal's bytes (with O(state=present) also the approved copy's).
   returned: when a manifest was found or synthesized
   type: str
   sample: 9f2c6d5e0b1a4f7c8e3d2a1b0c9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f
@@ -296,6 +337,7 @@ failure:
 """
 
 import os
+import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -305,8 +347,8 @@ from ansible_collections.remo.broker.plugins.module_utils._manifest import (
     MANIFEST_RELATIVE_PATH,
     ManifestError,
     discover_manifest,
-    load_manifest,
     parse_manifest,
+    read_manifest_bytes,
     render_manifest,
     secrets_from_devcontainer,
 )
@@ -334,6 +376,9 @@ DEVCONTAINER_CANDIDATES = (
     ".devcontainer.json",
 )
 SPEC_KEYS = ("name", "fetch_as", "env_var", "file_path", "file_mode", "template")
+DEFAULT_APPROVED_ROOT = "/var/lib/remo-broker-approved"
+APPROVED_DIR_MODE = 0o755
+APPROVED_FILE_MODE = 0o644
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -391,6 +436,11 @@ def atomic_write(module, path, data, mode=0o644):
         raise
 
 
+def approved_manifest_path(approved_root, name):
+    """Where project ``name``'s approved copy lives: APPROVED_ROOT/NAME/.remo/manifest.toml."""
+    return os.path.join(os.path.normpath(approved_root), name, MANIFEST_RELPATH)
+
+
 def find_devcontainer(project_path):
     for rel in DEVCONTAINER_CANDIDATES:
         path = os.path.join(project_path, rel)
@@ -423,6 +473,7 @@ class ManifestModule:
         self.project_path = self.params["project_path"]
         self.file_roots = self.params["file_roots"]
         self.diffs = []
+        self.proposal = None    # the bytes of the proposal read (and, with state=present, approved)
         self.result = dict(changed=False, synthesized=False)
 
     # -- local manifest -------------------------------------------------------
@@ -461,7 +512,7 @@ class ManifestModule:
         existing_name = None
         if existing_path:
             try:
-                existing_name = load_manifest(existing_path, file_roots=self.file_roots).project
+                existing_name = self.read_proposal(existing_path, None).project
             except ManifestError:
                 existing_name = None
         name = self.params["name"] or existing_name or default_project_name(self.module, self.project_path)
@@ -513,8 +564,10 @@ class ManifestModule:
             path, data = self.synthesize(existing)
             try:
                 if self.module.check_mode and self.result["synthesized"]:
-                    return parse_manifest(data, path=path, expected_project=expected, file_roots=self.file_roots)
-                return load_manifest(path, expected_project=expected, file_roots=self.file_roots)
+                    self.proposal = data
+                    return self.pinned(parse_manifest(data, path=path, expected_project=expected,
+                                                      file_roots=self.file_roots))
+                return self.pinned(self.read_proposal(path, expected))
             except ManifestError as exc:
                 fail_manifest(self.module, exc)
         if existing is None:
@@ -527,9 +580,36 @@ class ManifestModule:
                              details=not_found.to_dict() if hasattr(not_found, "to_dict") else {}),
             )
         try:
-            return load_manifest(existing, expected_project=expected, file_roots=self.file_roots)
+            return self.pinned(self.read_proposal(existing, expected))
         except ManifestError as exc:
             fail_manifest(self.module, exc)
+
+    def read_proposal(self, path, expected):
+        """Read (once) and parse the proposal; its bytes are what gets approved.
+
+        The proposal may belong to the project's account (the owner of project_path), but
+        no symlink is followed and no directory on the way may be writable by others.
+        """
+        try:
+            owner = os.stat(self.project_path).st_uid
+        except OSError:
+            owner = None
+        data = read_manifest_bytes(path, (owner,) if owner is not None else ())
+        manifest = parse_manifest(data, path=path, expected_project=expected, file_roots=self.file_roots)
+        self.proposal = data
+        return manifest
+
+    def pinned(self, manifest):
+        """``manifest``, unless proposal_sha256 is set and the proposal's bytes differ from it."""
+        pin = self.params["proposal_sha256"]
+        if pin is not None and manifest.sha256 != pin.lower():
+            self.module.fail_json(
+                msg=("%s changed: its SHA-256 is %s, not the pinned proposal_sha256 %s. Review the proposal, "
+                     "then update the pin." % (manifest.path, manifest.sha256, pin)),
+                failure=dict(code=E_MANIFEST_INVALID, message="proposal does not match proposal_sha256",
+                             details=dict(file=manifest.path, sha256=manifest.sha256)),
+            )
+        return manifest
 
     def describe(self, manifest):
         self.result.update(
@@ -537,8 +617,66 @@ class ManifestModule:
             manifest=manifest.to_public_dict(),
             allowlist=sorted(manifest.allowlist),
             manifest_path=manifest.path,
+            proposal_path=manifest.path,
             manifest_sha256=manifest.sha256,
         )
+
+    # -- the approved copy ----------------------------------------------------
+
+    def approve(self, manifest):
+        """Install the validated proposal's bytes as the approved copy; return its path.
+
+        The approved copy is what the daemon reads, so it lives outside every workspace,
+        owned by root, in real (never symlinked) directories only root can write.
+        """
+        target = approved_manifest_path(self.params["approved_root"], manifest.project)
+        self.result["approved"] = False
+        if os.path.normpath(manifest.path) == target:
+            return target    # synthesized in place: the proposal is the approved copy
+        try:
+            current = read_manifest_bytes(target)
+        except ManifestError:
+            current = None    # missing or untrusted: (re)written below, then checked
+        if current == self.proposal:
+            return target
+        self.result["approved"] = True
+        self.result["changed"] = True
+        if self.module._diff:
+            before = ""
+            if current is not None:
+                try:
+                    before = spec_summary(manifest_specs(parse_manifest(current, path=target, file_roots=self.file_roots)))
+                except ManifestError:
+                    before = "(unparseable manifest)\n"
+            self.diffs.append(dict(
+                before=before,
+                after=spec_summary(manifest_specs(manifest)),
+                before_header="%s (secret names and fetch modes)" % (target if current is not None else "(no approved manifest)"),
+                after_header="%s (secret names and fetch modes)" % target,
+            ))
+        if self.module.check_mode:
+            return target
+        root = os.path.normpath(self.params["approved_root"])
+        for directory in (root, os.path.join(root, manifest.project), os.path.dirname(target)):
+            try:
+                os.mkdir(directory, APPROVED_DIR_MODE)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                self.module.fail_json(msg="cannot create %s: %s" % (directory, to_native(exc)))
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                self.module.fail_json(msg="%s is not a real directory (a symlink or a file); the approved "
+                                          "manifest is only written into real directories" % directory)
+        try:
+            atomic_write(self.module, target, self.proposal, APPROVED_FILE_MODE)
+        except OSError as exc:
+            self.module.fail_json(msg="cannot write %s: %s" % (target, to_native(exc)))
+        try:
+            if read_manifest_bytes(target) != self.proposal:
+                self.module.fail_json(msg="%s changed while it was written" % target)
+        except ManifestError as exc:
+            fail_manifest(self.module, exc)
+        return target
 
     # -- broker ---------------------------------------------------------------
 
@@ -553,7 +691,8 @@ class ManifestModule:
     def registration_text(project):
         if project is None:
             return "registered: false\n"
-        lines = ["registered: true\n", "manifest_sha256: %s\n" % project.get("manifest_sha256")]
+        lines = ["registered: true\n", "manifest_path: %s\n" % project.get("manifest_path"),
+                 "manifest_sha256: %s\n" % project.get("manifest_sha256")]
         lines.append("expected_uid: %s\n" % project.get("expected_uid"))
         lines.append("allowlist:\n")
         lines.extend("  - %s\n" % n for n in sorted(project.get("allowlist") or []))
@@ -574,33 +713,35 @@ class ManifestModule:
         self.describe(manifest)
         name = manifest.project
         current = self.registration(name)
+        if current is not None and \
+                os.path.realpath(current.get("project_path") or "") != os.path.realpath(self.project_path):
+            self.module.fail_json(
+                msg=(
+                    "project %s is already registered for %s, not %s; unregister it first (state=absent)"
+                    % (name, current.get("project_path"), self.project_path)
+                ),
+                failure=dict(code=E_CONFLICT, message="name registered for another path",
+                             details=dict(name=name, project_path=current.get("project_path"))),
+            )
+        approved = self.approve(manifest)     # after the conflict check: never overwrite another's copy
+        self.result["manifest_path"] = approved
         expected_uid = self.params["expected_uid"]
 
         op = None
         if current is None:
             op = OP_REGISTER
         else:
-            same_project = os.path.realpath(current.get("project_path") or "") == os.path.realpath(self.project_path)
-            if not same_project:
-                self.module.fail_json(
-                    msg=(
-                        "project %s is already registered for %s, not %s; unregister it first (state=absent)"
-                        % (name, current.get("project_path"), self.project_path)
-                    ),
-                    failure=dict(code=E_CONFLICT, message="name registered for another path",
-                                 details=dict(name=name, project_path=current.get("project_path"))),
-                )
-            if expected_uid is not None and current.get("expected_uid") != expected_uid:
+            if (expected_uid is not None and current.get("expected_uid") != expected_uid) \
+                    or os.path.normpath(current.get("manifest_path") or "") != approved:
                 op = OP_REGISTER
-            elif (current.get("manifest_sha256") != manifest.sha256
-                  or os.path.realpath(current.get("manifest_path") or "") != os.path.realpath(manifest.path)):
+            elif current.get("manifest_sha256") != manifest.sha256:
                 op = OP_RELOAD
 
         after = current
         if op is not None:
             self.result["changed"] = True
             predicted = dict(current or {})
-            predicted.update(manifest_sha256=manifest.sha256, allowlist=sorted(manifest.allowlist))
+            predicted.update(manifest_path=approved, manifest_sha256=manifest.sha256, allowlist=sorted(manifest.allowlist))
             if expected_uid is not None:
                 predicted["expected_uid"] = expected_uid
             after = predicted
@@ -608,6 +749,7 @@ class ManifestModule:
                 fields = dict(name=name)
                 if op == OP_REGISTER:
                     fields["project_path"] = self.project_path
+                    fields["manifest_path"] = approved
                     if expected_uid is not None:
                         fields["expected_uid"] = expected_uid
                 reply = self.broker.request(op, what="the %s request for project %s" % (op, name), **fields)
@@ -615,7 +757,8 @@ class ManifestModule:
                 after.update(dict((k, reply[k]) for k in ("manifest_sha256", "allowlist", "socket_path", "socket_dir")
                                   if k in reply))
                 if "changed" in reply and current is not None:
-                    self.result["changed"] = bool(reply["changed"]) or op == OP_REGISTER
+                    self.result["changed"] = (bool(reply["changed"]) or op == OP_REGISTER
+                                              or self.result["approved"] or self.result["synthesized"])
         self.add_registration_diff(name, current, after)
         self.result["registered"] = True
         run_dir = os.path.dirname(self.broker.socket_path)
@@ -648,6 +791,9 @@ class ManifestModule:
             self.module.fail_json(
                 msg="name %r does not match %s (or is reserved)" % (self.params["name"], PROJECT_NAME_PATTERN)
             )
+        pin = self.params["proposal_sha256"]
+        if pin is not None and not (len(pin) == 64 and all(c in "0123456789abcdefABCDEF" for c in pin)):
+            self.module.fail_json(msg="proposal_sha256 must be 64 hexadecimal digits")
         getattr(self, state)()
         if self.module._diff and self.diffs:
             self.result["diff"] = self.diffs if len(self.diffs) > 1 else self.diffs[0]
@@ -677,6 +823,8 @@ def main():
             from_devcontainer=dict(type="bool", default=False),
             force_synthesize=dict(type="bool", default=False),
             file_roots=dict(type="list", elements="str"),
+            approved_root=dict(type="path", default=DEFAULT_APPROVED_ROOT),
+            proposal_sha256=dict(type="str"),
         )
     )
     module = AnsibleModule(

@@ -107,15 +107,24 @@ def check_reply(line, codes, events_ok=False):
 # Projects and manifests
 # ---------------------------------------------------------------------------
 def write_manifest(project_dir, name, secrets=("TOKEN",), extra="", raw=None):
-    """Create PROJECT_DIR/.remo/manifest.toml (schema 2) allowing ``secrets`` (env fetch)."""
-    os.makedirs(os.path.join(project_dir, ".remo"), exist_ok=True)
+    """Create PROJECT_DIR/.remo/manifest.toml (schema 2) allowing ``secrets`` (env fetch).
+
+    Modes 0755/0644 whatever the umask: the daemon reads only a manifest that nobody
+    but its owner (root or the daemon's account, as the test runs) can write.
+    """
+    remo = os.path.join(project_dir, ".remo")
+    os.makedirs(remo, mode=0o755, exist_ok=True)
+    for directory in (project_dir, remo):
+        os.chmod(directory, 0o755)
     if raw is None:
         lines = ["schema_version = 2", 'project = "%s"' % name, ""]
         for secret in secrets:
             lines += ["[secrets.%s]" % secret, 'fetch_as = "env"', ""]
         raw = "\n".join(lines) + extra
-    with open(os.path.join(project_dir, ".remo", "manifest.toml"), "w", encoding="utf-8") as handle:
+    path = os.path.join(remo, "manifest.toml")
+    with open(path, "w", encoding="utf-8") as handle:
         handle.write(raw)
+    os.chmod(path, 0o644)
     return project_dir
 
 
@@ -305,7 +314,7 @@ class Daemon:
         self.ready_seconds = None
         self._notify = None
         self._t0 = None
-        os.makedirs(self.projects_root, exist_ok=True)
+        os.makedirs(self.projects_root, mode=0o755, exist_ok=True)
 
     @property
     def pid(self):
@@ -322,8 +331,10 @@ class Daemon:
 
     def start(self, wait=True, timeout=20.0):
         """Start; with ``wait``, return once READY=1 arrived on the notify socket."""
-        for directory in (self.run_dir, self.state_dir, self.log_dir):
-            os.makedirs(directory, exist_ok=True)
+        # Only this account may write them, or the daemon refuses to start (docs/daemon.md).
+        for directory, mode in ((self.run_dir, 0o755), (self.state_dir, 0o700), (self.log_dir, 0o750)):
+            if not os.path.isdir(directory):
+                os.makedirs(directory, mode=mode)
         env = dict(os.environ)
         for name in ("NOTIFY_SOCKET", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH"):
             env.pop(name, None)

@@ -15,9 +15,9 @@ import time
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import iso_now, log
-from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project
+from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project, default_manifest_path
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok, value_reply
-from ansible_collections.remo.broker.plugins.module_utils._manifest import MANIFEST_RELATIVE_PATH, ManifestError
+from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DAEMON_VERSION,
     DECISION_ALLOW,
@@ -69,6 +69,20 @@ def _manifest_fail(exc, name):
     reason = exc.reason or ""
     code = E_MANIFEST_NOT_FOUND if reason.startswith("not found") else E_MANIFEST_INVALID
     return AdminFail(code, str(exc), details, project=name)
+
+
+def _absolute_path(req, key, name, required=True):
+    """``req[key]`` normalised, or None when absent and not ``required``; AdminFail otherwise."""
+    path = req.get(key)
+    if path is None and not required:
+        return None
+    if not isinstance(path, str) or not os.path.isabs(path) or "\0" in path:
+        raise AdminFail(E_INVALID_PAYLOAD, "'%s' must be an absolute path" % key, project=name)
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:    # a lone surrogate from JSON: no file system name
+        raise AdminFail(E_INVALID_PAYLOAD, "'%s' is not a valid file name" % key, project=name) from None
+    return os.path.normpath(path)
 
 
 def _register_reply(project, changed):
@@ -150,41 +164,39 @@ class AdminRequests:
             raise AdminFail(E_INVALID_PAYLOAD, "'name' must match %s and not be reserved (%s)"
                             % (PROJECT_NAME_PATTERN, ", ".join(sorted(RESERVED_PROJECT_NAMES))))
         if not need_path:
-            return name, None, None
-        path = req.get("project_path")
-        if not isinstance(path, str) or not os.path.isabs(path) or "\0" in path:
-            raise AdminFail(E_INVALID_PAYLOAD, "'project_path' must be an absolute path", project=name)
-        path = os.path.normpath(path)
+            return name, None, None, None
+        path = _absolute_path(req, "project_path", name)
+        manifest_path = _absolute_path(req, "manifest_path", name, required=False) or default_manifest_path(path)
         uid = req.get("expected_uid")
         if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0 or uid > 0xFFFFFFFE):
             raise AdminFail(E_INVALID_PAYLOAD, "'expected_uid' must be a non-negative integer", project=name)
-        return name, path, uid
+        return name, path, manifest_path, uid
 
     def op_register(self, req):
-        name, path, uid = self._register_args(req, True)
+        name, path, manifest_path, uid = self._register_args(req, True)
         existing = self.projects.get(name)
         if existing is not None and existing.project_path != path:
             raise AdminFail(E_CONFLICT, "project %s is already registered with another project_path" % name,
                             {"registered_path": existing.project_path}, project=name)
         if not os.path.isdir(path):
             raise AdminFail(E_MANIFEST_NOT_FOUND, "project_path %s is not a directory" % path,
-                            {"file": os.path.join(path, MANIFEST_RELATIVE_PATH)}, project=name)
+                            {"file": manifest_path}, project=name)
         try:
-            manifest = self.load_project_manifest(name, path)
+            manifest = self.load_project_manifest(name, manifest_path)
         except ManifestError as exc:
             raise _manifest_fail(exc, name) from None
         if uid is None:
             uid = os.stat(path).st_uid
         if existing is not None:
             changed = (existing.manifest_sha256 != manifest.sha256 or existing.expected_uid != uid
-                       or existing.manifest_error is not None)
+                       or existing.manifest_path != manifest_path or existing.manifest_error is not None)
             if existing.expected_uid != uid:
                 self.set_expected_uid(existing, uid)
             existing.apply_manifest(manifest)
             if changed:
                 self.save_registrations()
             return name, _register_reply(existing, changed), {"allowlist_size": len(existing.allowlist_list)}
-        project = Project(name, path, uid, self.run_dir)
+        project = Project(name, path, uid, self.run_dir, manifest_path)
         project.apply_manifest(manifest)
         try:
             self.start_project_server(project)
@@ -197,12 +209,12 @@ class AdminRequests:
         return name, _register_reply(project, True), {"allowlist_size": len(project.allowlist_list)}
 
     def op_reload(self, req):
-        name, _path, _uid = self._register_args(req, False)
+        name, _path, _manifest_path, _uid = self._register_args(req, False)
         project = self.projects.get(name)
         if project is None:
             raise AdminFail(E_NOT_REGISTERED, "project %s is not registered" % name, project=name)
         try:
-            manifest = self.load_project_manifest(name, project.project_path)
+            manifest = self.load_project_manifest(name, project.manifest_path)
         except ManifestError as exc:
             raise _manifest_fail(exc, name) from None
         changed = project.manifest_sha256 != manifest.sha256 or project.manifest_error is not None
@@ -210,7 +222,7 @@ class AdminRequests:
         return name, _register_reply(project, changed), {"allowlist_size": len(project.allowlist_list)}
 
     def op_unregister(self, req):
-        name, _path, _uid = self._register_args(req, False)
+        name, _path, _manifest_path, _uid = self._register_args(req, False)
         project = self.projects.pop(name, None)
         if project is None:
             return name, {"name": name, "changed": False}, None

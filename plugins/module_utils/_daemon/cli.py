@@ -126,6 +126,8 @@ def cmd_clear(args):
 
 def cmd_register(args):
     fields = {"name": args.name, "project_path": os.path.abspath(args.path)}
+    if args.manifest is not None:
+        fields["manifest_path"] = os.path.abspath(args.manifest)
     if args.expected_uid is not None:
         fields["expected_uid"] = args.expected_uid
     return _admin_call(args, OP_REGISTER, **fields)
@@ -205,9 +207,11 @@ def cmd_watch(args):
 def cmd_validate_manifest(args):
     path = args.path
     try:
+        # A proposal may belong to the project's account; its other rules still apply.
+        owner = (os.lstat(path).st_uid,) if os.path.lexists(path) else ()
         if os.path.isdir(path):
             path = discover_manifest(path)
-        manifest = load_manifest(path, expected_project=args.project)
+        manifest = load_manifest(os.path.abspath(path), expected_project=args.project, trusted_uids=owner)
     except ManifestError as exc:
         sys.stderr.write("remo-broker: invalid manifest: %s\n" % exc)
         return EXIT_MANIFEST_INVALID
@@ -325,9 +329,12 @@ def build_parser():
     p = add("push", cmd_push, "replace all secrets with the JSON object read from stdin")
     p.add_argument("--check", action="store_true", help="only report what would change (diff-creds)")
     add("clear", cmd_clear, "remove every secret from memory")
-    p = add("register", cmd_register, "register a project directory holding .remo/manifest.toml")
+    p = add("register", cmd_register, "register a project with its approved manifest (docs/manifest.md)")
     p.add_argument("name")
-    p.add_argument("path")
+    p.add_argument("path", help="the project's directory (its owner is the default --expected-uid)")
+    p.add_argument("--manifest", default=None, metavar="FILE",
+                   help="the approved manifest, in directories only root or the broker can write "
+                        "(default: PATH/.remo/manifest.toml)")
     p.add_argument("--expected-uid", type=int, default=None, help="uid allowed on the project socket (default: owner of PATH)")
     p = add("unregister", cmd_unregister, "unregister a project and remove its socket")
     p.add_argument("name")

@@ -18,7 +18,6 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import
 from ansible_collections.remo.broker.plugins.module_utils._manifest import (
     MANIFEST_RELATIVE_PATH,
     ManifestError,
-    discover_manifest,
     format_file_mode,
     load_manifest,
 )
@@ -36,6 +35,11 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
 )
 
 
+def default_manifest_path(project_path):
+    """The manifest of a registration that names none (older clients and registrations files)."""
+    return os.path.join(project_path, MANIFEST_RELATIVE_PATH)
+
+
 class Project:
     """One registered project: its manifest, allowlist, socket and counters."""
 
@@ -43,12 +47,13 @@ class Project:
                  "allowlist", "allowlist_list", "socket_path", "socket_dir", "link_path", "server", "counters",
                  "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "sock", "conns", "manifest_error")
 
-    def __init__(self, name, project_path, expected_uid, run_dir):
+    def __init__(self, name, project_path, expected_uid, run_dir, manifest_path=None):
         self.name = name
         self.project_path = project_path
         self.expected_uid = expected_uid
         self.manifest = None
-        self.manifest_path = os.path.join(project_path, MANIFEST_RELATIVE_PATH)
+        # The approved copy the allowlist comes from; every load checks it (_trusted_path).
+        self.manifest_path = manifest_path or default_manifest_path(project_path)
         self.manifest_sha256 = None
         self.allowlist = frozenset()
         self.allowlist_list = []
@@ -166,7 +171,8 @@ class Registry:
 
     def save_registrations(self):
         data = {"version": 1, "projects": [
-            {"name": p.name, "project_path": p.project_path, "expected_uid": p.expected_uid}
+            {"name": p.name, "project_path": p.project_path, "manifest_path": p.manifest_path,
+             "expected_uid": p.expected_uid}
             for p in self.projects.values()
         ]}
         path = self._registrations_path()
@@ -208,14 +214,16 @@ class Registry:
             name = entry.get("name")
             ppath = entry.get("project_path")
             uid = entry.get("expected_uid")
-            if not is_valid_project_name(name) or not isinstance(ppath, str) or not os.path.isabs(ppath):
+            mpath = entry.get("manifest_path")
+            if not is_valid_project_name(name) or not isinstance(ppath, str) or not os.path.isabs(ppath) \
+                    or (mpath is not None and (not isinstance(mpath, str) or not os.path.isabs(mpath))):
                 log("error", "skipping a malformed registration in %s" % path)
                 continue
             if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0):
                 uid = None
-            project = Project(name, ppath, uid, self.run_dir)
+            project = Project(name, ppath, uid, self.run_dir, mpath)
             try:
-                project.apply_manifest(self.load_project_manifest(name, ppath))
+                project.apply_manifest(self.load_project_manifest(name, project.manifest_path))
             except ManifestError as exc:
                 project.manifest_error = str(exc)
                 log("error", "project %s: manifest not loaded, allowlist empty: %s" % (name, exc))
@@ -229,5 +237,6 @@ class Registry:
             log("info", "restored %d project registration(s)" % len(self.projects))
 
     @staticmethod
-    def load_project_manifest(name, project_path):
-        return load_manifest(discover_manifest(project_path), expected_project=name)
+    def load_project_manifest(name, manifest_path):
+        """The manifest at ``manifest_path``, read only if no other account can have written it."""
+        return load_manifest(manifest_path, expected_project=name)

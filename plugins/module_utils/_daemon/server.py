@@ -31,6 +31,7 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.sockets import
 from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     ADMIN_SOCKET_MODE,
+    AUDIT_DIR_MODE,
     DRAIN_TIMEOUT,
     E_INTERNAL_ERROR,
     E_MANIFEST_INVALID,
@@ -43,6 +44,7 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     STATE_DIR_MODE,
     admin_socket_path,
 )
+from ansible_collections.remo.broker.plugins.module_utils._trusted_path import UntrustedPathError, check_private_directory
 
 
 class Broker(Registry, ProjectRequests, AdminRequests):
@@ -130,7 +132,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         good = bad = 0
         for project in list(self.projects.values()):
             try:
-                project.apply_manifest(self.load_project_manifest(project.name, project.project_path))
+                project.apply_manifest(self.load_project_manifest(project.name, project.manifest_path))
                 good += 1
                 outcome = "ok"
             except ManifestError as exc:
@@ -210,6 +212,25 @@ def _excepthook(exc_type, exc, tb):
     log("error", "fatal: %s" % exc_type.__name__)
 
 
+def untrusted_directory(broker):
+    """Why the run, state or audit directory cannot be trusted, or None.
+
+    Another account that can write one of them could replace the registrations, the
+    sockets or the audit log, so each must be this process's own and writable by it alone.
+    The audit log's parents may be root-owned and group-writable: Ubuntu's rsyslog makes
+    ``/var/log`` ``0775 root:syslog`` (docs/threat-model.md).
+    """
+    uid = os.geteuid()
+    for path, label, root_group_parents in (
+            (broker.run_dir, "run directory", False), (broker.state_dir, "state directory", False),
+            (os.path.dirname(broker.audit_path), "audit log directory", True)):
+        try:
+            check_private_directory(path, uid, label, root_group_parents)
+        except UntrustedPathError as exc:
+            return str(exc)
+    return None
+
+
 def serve(args, program):
     """``remo_broker.py serve``: run the daemon in the foreground until SIGTERM/SIGINT."""
     set_log_level(args.log_level)
@@ -217,10 +238,15 @@ def serve(args, program):
     os.umask(0o077)
     broker = Broker(args, program)
     broker.hardening = harden_process()
-    for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE)):
+    for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE),
+                       (os.path.dirname(broker.audit_path), AUDIT_DIR_MODE)):
         if not os.path.isdir(path):
             os.makedirs(path, mode, exist_ok=True)
             os.chmod(path, mode)
+    problem = untrusted_directory(broker)
+    if problem is not None:
+        log("error", "refusing to start: %s" % problem)
+        return EXIT_USAGE
     if not os.access(broker.run_dir, os.W_OK):
         log("error", "run dir %s is not writable" % broker.run_dir)
         return EXIT_USAGE

@@ -5,7 +5,7 @@
 # remo-broker: the in-memory credential broker daemon and its command-line client.
 # ONE stdlib-only file (Python 3.11+), GENERATED IN FULL by scripts/bundle_daemon.py
 # from plugins/module_utils/_daemon/*.py and plugins/module_utils/{_protocol,_manifest,
-# _broker_client}.py: edit those files and re-run the script, never this file.
+# _broker_client,_trusted_path}.py: edit those files and re-run the script, never this file.
 # See docs/daemon.md and docs/protocol.md.
 #
 # pylint reads the embedded module bodies below as class bodies and cannot resolve their
@@ -158,6 +158,8 @@ module-level side effects.
         # traverse it: the socket's own owner and mode decide who connects.
         PROJECT_DIR_MODE = 0o755
         STATE_DIR_MODE = 0o700
+        # The audit log's directory when the daemon creates it (the admin group may read the log).
+        AUDIT_DIR_MODE = 0o750
 
         # ---------------------------------------------------------------------------
         # Limits and timeouts
@@ -286,7 +288,7 @@ module-level side effects.
         # This file is PRIVATE to the collection.  It is not a public API: it can change at
         # any time, without notice.  scripts/bundle_daemon.py also embeds it, as its own
         # module, in the generated daemon roles/broker_install/files/remo_broker.py, so it
-        # imports only the stdlib and the one line from _protocol.py below.
+        # imports only the stdlib and the two collection modules below (both embedded too).
 
         """The project manifest ``.remo/manifest.toml``: the ONE place for its rules.
 
@@ -312,10 +314,14 @@ for semantic errors.  See docs/manifest.md for the reference.
         import json
         import os
         import re
-        import stat
         import tomllib
 
         from ansible_collections.remo.broker.plugins.module_utils._protocol import PROJECT_NAME_RE, SECRET_NAME_RE
+        from ansible_collections.remo.broker.plugins.module_utils._trusted_path import (
+            UntrustedPathError,
+            read_trusted_file,
+            trusted_uids_for,
+        )
 
         # ---------------------------------------------------------------------------
         # Manifest constants
@@ -1211,40 +1217,46 @@ for semantic errors.  See docs/manifest.md for the reference.
         # ---------------------------------------------------------------------------
         # Files
         # ---------------------------------------------------------------------------
-        def load_manifest(path, expected_project=None, file_roots=None):
-            """Read (size-capped, regular files only) and parse the manifest at ``path``."""
+        def load_manifest(path, expected_project=None, file_roots=None, trusted_uids=()):
+            """Read the manifest at ``path`` the way the broker trusts it (:func:`read_manifest_bytes`), then parse it."""
+            path = os.fspath(path)
+            data = read_manifest_bytes(path, trusted_uids)
+            return parse_manifest(data, path=path, expected_project=expected_project, file_roots=file_roots)
+        #
+
+        def read_manifest_bytes(path, trusted_uids=()):
+            """The bytes of the manifest at ``path``, read through :func:`read_trusted_file`.
+
+    No symlink is followed at any component; the file and every directory above it must
+    be owned by root, this process's account or one of ``trusted_uids`` and writable by
+    nobody else; at most ``MAX_MANIFEST_BYTES``.  Any failure is a :class:`ManifestError`
+    whose reason names the failing component and the fix.
+    """
             path = os.fspath(path)
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-            except FileNotFoundError:
-                raise ManifestError(path, 0, 0, KEY_FILE, "not found") from None
-            except PermissionError:
-                raise ManifestError(path, 0, 0, KEY_FILE, "permission denied: the broker cannot read this file") from None
-            except OSError as exc:
-                raise ManifestError(path, 0, 0, KEY_FILE, "cannot open: %s" % (exc.strerror or exc)) from None
-            try:
-                info = os.fstat(fd)
-                if stat.S_ISDIR(info.st_mode):
-                    raise ManifestError(path, 0, 0, KEY_FILE, "is a directory, not a file")
-                if not stat.S_ISREG(info.st_mode):
-                    raise ManifestError(path, 0, 0, KEY_FILE, "not a regular file")
-                if info.st_size > MAX_MANIFEST_BYTES:
-                    raise ManifestError(path, 0, 0, KEY_FILE, "manifest is larger than %d bytes" % MAX_MANIFEST_BYTES)
-                chunks = []
-                size = 0
-                while size <= MAX_MANIFEST_BYTES:
-                    chunk = os.read(fd, MAX_MANIFEST_BYTES + 1 - size)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    size += len(chunk)
+                return read_trusted_file(path, MAX_MANIFEST_BYTES, trusted_uids_for(*trusted_uids))
+            except UntrustedPathError as exc:
+                raise ManifestError(path, 0, 0, KEY_FILE, _untrusted_reason(path, exc)) from None
             except PermissionError:
                 raise ManifestError(path, 0, 0, KEY_FILE, "permission denied: the broker cannot read this file") from None
             except OSError as exc:
                 raise ManifestError(path, 0, 0, KEY_FILE, "cannot read: %s" % (exc.strerror or exc)) from None
-            finally:
-                os.close(fd)
-            return parse_manifest(b"".join(chunks), path=path, expected_project=expected_project, file_roots=file_roots)
+            except ValueError:    # a NUL byte or a lone surrogate: no file has this name
+                raise ManifestError(path, 0, 0, KEY_FILE, "not found: not a valid file name") from None
+        #
+
+        def _untrusted_reason(path, exc):
+            """The ManifestError reason for a refused read: what failed, where, and the fix."""
+            reason = exc.reason
+            if reason in ("not found", "does not exist"):
+                reason = "not found"    # callers tell a missing manifest from a bad one by this prefix
+            elif reason.startswith("larger than"):
+                reason = "manifest is %s" % reason
+            if exc.path != path:
+                reason += " (%s)" % exc.path
+            if exc.fix:
+                reason += "; fix: %s" % exc.fix
+            return reason
         #
 
         def discover_manifest(project_path):
@@ -1784,7 +1796,226 @@ values.
             )
 
     # ------------------------------------------------------------------------
-    class _m03:  # plugins/module_utils/_daemon/admin_requests.py
+    class _m03:  # plugins/module_utils/_trusted_path.py
+        # -*- coding: utf-8 -*-
+        # Copyright (c) remo.broker contributors
+        # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+        #
+        # This file is PRIVATE to the collection.  It is not a public API: it can change at
+        # any time, without notice.  scripts/bundle_daemon.py also embeds it, as its own
+        # module, in the generated daemon roles/broker_install/files/remo_broker.py.
+
+        """Open files and use directories only when no untrusted account can have swapped them.
+
+A project's workspace is writable from inside its container, so anything under it can
+be renamed, replaced or symlinked away from under a read-only mount.  The broker must
+therefore read its allowlists, and keep its own state, only where every directory on
+the way is owned by a trusted account and writable by nobody else.
+
+The walk opens one component at a time, relative to the directory already opened
+(``dir_fd``) and with ``O_NOFOLLOW``, so a symlink or a rename anywhere on the path
+cannot redirect it between the check and the read.  Stdlib only, no side effects.
+"""
+        #
+        #
+
+        import os
+        import stat
+
+        # A directory others may write is still safe when it is sticky and root-owned (/tmp):
+        # nobody but its owner can rename or delete an entry in it.
+        _WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
+        _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+        _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+        _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+        _O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
+        #
+
+        class UntrustedPathError(ValueError):
+            """``path`` cannot be trusted; ``reason`` says why and ``fix`` how to repair it.
+
+    Never carries file contents.
+    """
+
+            def __init__(self, path, reason, fix=None):
+                self.path = path
+                self.reason = reason
+                self.fix = fix
+                text = "%s: %s" % (path, reason)
+                if fix:
+                    text += " (fix: %s)" % fix
+                super().__init__(text)
+        #
+
+        def _owner_name(uid):
+            try:
+                import pwd  # pylint: disable=import-outside-toplevel
+                return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+            except (ImportError, KeyError):
+                return "uid %d" % uid
+        #
+
+        def _check_directory(path, info, trusted_uids, root_group_ok=False):
+            """Raise unless the opened directory ``info`` is safe to resolve names in.
+
+    ``root_group_ok``: a root-owned directory its group may write (not others) is accepted
+    too, for parents such as Ubuntu's ``/var/log`` (``0775 root:syslog``).
+    """
+            if info.st_uid not in trusted_uids:
+                raise UntrustedPathError(path, "directory is owned by %s, not by root or the broker's account"
+                                         % _owner_name(info.st_uid), "chown root %s" % path)
+            if info.st_mode & _WRITABLE_BY_OTHERS:
+                if info.st_uid == 0 and (info.st_mode & stat.S_ISVTX or (root_group_ok and not info.st_mode & stat.S_IWOTH)):
+                    return
+                raise UntrustedPathError(path, "directory is writable by group or others (mode %04o)"
+                                         % stat.S_IMODE(info.st_mode), "chmod go-w %s" % path)
+        #
+
+        def _split(path):
+            path = os.fspath(path)
+            if not os.path.isabs(path):
+                raise UntrustedPathError(path, "not an absolute path")
+            parts = [part for part in path.split("/") if part not in ("", ".")]
+            if ".." in parts:
+                raise UntrustedPathError(path, "'..' is not allowed in a trusted path")
+            return path, parts
+        #
+
+        def _open_parent(path, parts, trusted_uids, root_group_ok=False):
+            """A dir fd for the parent of ``path`` after checking every directory from ``/``."""
+            fd = os.open("/", _O_PATH | _O_DIRECTORY | _O_CLOEXEC)
+            walked = "/"
+            try:
+                _check_directory(walked, os.fstat(fd), trusted_uids, root_group_ok)
+                for part in parts[:-1]:
+                    walked = os.path.join(walked, part)
+                    try:
+                        child = os.open(part, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=fd)
+                    except FileNotFoundError:
+                        raise UntrustedPathError(walked, "does not exist") from None
+                    except OSError as exc:
+                        raise _link_or_error(fd, part, walked, exc) from None
+                    os.close(fd)
+                    fd = child
+                    _check_directory(walked, os.fstat(fd), trusted_uids, root_group_ok)
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd
+        #
+
+        def _link_or_error(dir_fd, name, path, exc):
+            """The error for a component that ``O_NOFOLLOW``/``O_DIRECTORY`` refused to open."""
+            try:
+                info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError:
+                info = None
+            if info is not None and stat.S_ISLNK(info.st_mode):
+                return UntrustedPathError(path, "is a symbolic link; trusted paths never follow links",
+                                          "replace the link with the real directory or file")
+            if info is not None and not stat.S_ISDIR(info.st_mode):
+                return UntrustedPathError(path, "is not a directory")
+            if isinstance(exc, PermissionError):
+                return UntrustedPathError(path, "permission denied: the broker cannot search this directory")
+            return UntrustedPathError(path, "cannot open: %s" % (exc.strerror or exc))
+        #
+
+        def trusted_uids_for(*extra):
+            """Root plus this process's effective uid plus ``extra`` (a frozenset)."""
+            return frozenset((0, os.geteuid()) + tuple(uid for uid in extra if uid is not None))
+        #
+
+        def read_trusted_file(path, max_bytes, trusted_uids=None):
+            """The bytes of ``path`` when it and every directory above it are trusted.
+
+    Trusted means: reached without following a symlink; every directory owned by an
+    account in ``trusted_uids`` (default: root and this process's account) and not
+    writable by group or others (a root-owned sticky directory such as /tmp is fine);
+    the file itself regular, owned by a trusted account, not writable by group or
+    others, and at most ``max_bytes`` long.  Raises :class:`UntrustedPathError` with
+    the failing path, the reason and the fix.
+    """
+            trusted_uids = trusted_uids_for() if trusted_uids is None else frozenset(trusted_uids)
+            path, parts = _split(path)
+            if not parts:
+                raise UntrustedPathError(path, "is a directory, not a file")
+            parent = _open_parent(path, parts, trusted_uids)
+            try:
+                try:
+                    fd = os.open(parts[-1], os.O_RDONLY | os.O_NONBLOCK | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=parent)
+                except FileNotFoundError:
+                    raise UntrustedPathError(path, "not found") from None
+                except PermissionError:
+                    raise UntrustedPathError(path, "permission denied: the broker cannot read this file") from None
+                except OSError as exc:
+                    raise _link_or_error(parent, parts[-1], path, exc) from None
+            finally:
+                os.close(parent)
+            try:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise UntrustedPathError(path, "is a directory, not a file" if stat.S_ISDIR(info.st_mode)
+                                             else "not a regular file")
+                if info.st_uid not in trusted_uids:
+                    raise UntrustedPathError(path, "file is owned by %s, not by root or the broker's account"
+                                             % _owner_name(info.st_uid), "install an approved copy owned by root")
+                if info.st_mode & _WRITABLE_BY_OTHERS:
+                    raise UntrustedPathError(path, "file is writable by group or others (mode %04o)"
+                                             % stat.S_IMODE(info.st_mode), "chmod go-w %s" % path)
+                if info.st_size > max_bytes:
+                    raise UntrustedPathError(path, "larger than %d bytes" % max_bytes)
+                chunks, size = [], 0
+                while size <= max_bytes:
+                    chunk = os.read(fd, max_bytes + 1 - size)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+                if size > max_bytes:
+                    raise UntrustedPathError(path, "larger than %d bytes" % max_bytes)
+                return b"".join(chunks)
+            finally:
+                os.close(fd)
+        #
+
+        def check_private_directory(path, owner_uid, label="directory", root_group_parents=False):
+            """Raise unless ``path`` is a real directory owned by ``owner_uid`` that nobody else can write.
+
+    Every directory above it must be owned by root or ``owner_uid`` and not writable by
+    others (a root-owned sticky directory such as /tmp is fine; with ``root_group_parents``
+    also a root-owned one only its group may write).  ``label`` names the directory's role
+    in the message ("state directory", ...).
+    """
+            path, parts = _split(path)
+            trusted = frozenset((0, owner_uid))
+            try:
+                parent = _open_parent(path, parts, trusted, root_group_parents) if parts else None
+            except UntrustedPathError as exc:
+                raise UntrustedPathError(exc.path, "%s %s: %s" % (label, path, exc.reason), exc.fix) from None
+            try:
+                if parent is None:
+                    info = os.lstat("/")
+                else:
+                    try:
+                        info = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+                    except FileNotFoundError:
+                        raise UntrustedPathError(path, "%s does not exist" % label) from None
+            finally:
+                if parent is not None:
+                    os.close(parent)
+            if stat.S_ISLNK(info.st_mode):
+                raise UntrustedPathError(path, "%s is a symbolic link" % label, "replace it with a real directory")
+            if not stat.S_ISDIR(info.st_mode):
+                raise UntrustedPathError(path, "%s is not a directory" % label)
+            if info.st_uid != owner_uid:
+                raise UntrustedPathError(path, "%s is owned by %s, expected %s" % (
+                    label, _owner_name(info.st_uid), _owner_name(owner_uid)), "chown %d %s" % (owner_uid, path))
+            if info.st_mode & _WRITABLE_BY_OTHERS:
+                raise UntrustedPathError(path, "%s is writable by group or others (mode %04o)" % (
+                    label, stat.S_IMODE(info.st_mode)), "chmod go-w %s" % path)
+
+    # ------------------------------------------------------------------------
+    class _m04:  # plugins/module_utils/_daemon/admin_requests.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -1802,9 +2033,9 @@ values.
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import iso_now, log
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project, default_manifest_path
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok, value_reply
-        from ansible_collections.remo.broker.plugins.module_utils._manifest import MANIFEST_RELATIVE_PATH, ManifestError
+        from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             DAEMON_VERSION,
             DECISION_ALLOW,
@@ -1856,6 +2087,20 @@ values.
             reason = exc.reason or ""
             code = E_MANIFEST_NOT_FOUND if reason.startswith("not found") else E_MANIFEST_INVALID
             return AdminFail(code, str(exc), details, project=name)
+        #
+
+        def _absolute_path(req, key, name, required=True):
+            """``req[key]`` normalised, or None when absent and not ``required``; AdminFail otherwise."""
+            path = req.get(key)
+            if path is None and not required:
+                return None
+            if not isinstance(path, str) or not os.path.isabs(path) or "\0" in path:
+                raise AdminFail(E_INVALID_PAYLOAD, "'%s' must be an absolute path" % key, project=name)
+            try:
+                os.fsencode(path)
+            except UnicodeEncodeError:    # a lone surrogate from JSON: no file system name
+                raise AdminFail(E_INVALID_PAYLOAD, "'%s' is not a valid file name" % key, project=name) from None
+            return os.path.normpath(path)
         #
 
         def _register_reply(project, changed):
@@ -1937,41 +2182,39 @@ values.
                     raise AdminFail(E_INVALID_PAYLOAD, "'name' must match %s and not be reserved (%s)"
                                     % (PROJECT_NAME_PATTERN, ", ".join(sorted(RESERVED_PROJECT_NAMES))))
                 if not need_path:
-                    return name, None, None
-                path = req.get("project_path")
-                if not isinstance(path, str) or not os.path.isabs(path) or "\0" in path:
-                    raise AdminFail(E_INVALID_PAYLOAD, "'project_path' must be an absolute path", project=name)
-                path = os.path.normpath(path)
+                    return name, None, None, None
+                path = _absolute_path(req, "project_path", name)
+                manifest_path = _absolute_path(req, "manifest_path", name, required=False) or default_manifest_path(path)
                 uid = req.get("expected_uid")
                 if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0 or uid > 0xFFFFFFFE):
                     raise AdminFail(E_INVALID_PAYLOAD, "'expected_uid' must be a non-negative integer", project=name)
-                return name, path, uid
+                return name, path, manifest_path, uid
 
             def op_register(self, req):
-                name, path, uid = self._register_args(req, True)
+                name, path, manifest_path, uid = self._register_args(req, True)
                 existing = self.projects.get(name)
                 if existing is not None and existing.project_path != path:
                     raise AdminFail(E_CONFLICT, "project %s is already registered with another project_path" % name,
                                     {"registered_path": existing.project_path}, project=name)
                 if not os.path.isdir(path):
                     raise AdminFail(E_MANIFEST_NOT_FOUND, "project_path %s is not a directory" % path,
-                                    {"file": os.path.join(path, MANIFEST_RELATIVE_PATH)}, project=name)
+                                    {"file": manifest_path}, project=name)
                 try:
-                    manifest = self.load_project_manifest(name, path)
+                    manifest = self.load_project_manifest(name, manifest_path)
                 except ManifestError as exc:
                     raise _manifest_fail(exc, name) from None
                 if uid is None:
                     uid = os.stat(path).st_uid
                 if existing is not None:
                     changed = (existing.manifest_sha256 != manifest.sha256 or existing.expected_uid != uid
-                               or existing.manifest_error is not None)
+                               or existing.manifest_path != manifest_path or existing.manifest_error is not None)
                     if existing.expected_uid != uid:
                         self.set_expected_uid(existing, uid)
                     existing.apply_manifest(manifest)
                     if changed:
                         self.save_registrations()
                     return name, _register_reply(existing, changed), {"allowlist_size": len(existing.allowlist_list)}
-                project = Project(name, path, uid, self.run_dir)
+                project = Project(name, path, uid, self.run_dir, manifest_path)
                 project.apply_manifest(manifest)
                 try:
                     self.start_project_server(project)
@@ -1984,12 +2227,12 @@ values.
                 return name, _register_reply(project, True), {"allowlist_size": len(project.allowlist_list)}
 
             def op_reload(self, req):
-                name, _path, _uid = self._register_args(req, False)
+                name, _path, _manifest_path, _uid = self._register_args(req, False)
                 project = self.projects.get(name)
                 if project is None:
                     raise AdminFail(E_NOT_REGISTERED, "project %s is not registered" % name, project=name)
                 try:
-                    manifest = self.load_project_manifest(name, project.project_path)
+                    manifest = self.load_project_manifest(name, project.manifest_path)
                 except ManifestError as exc:
                     raise _manifest_fail(exc, name) from None
                 changed = project.manifest_sha256 != manifest.sha256 or project.manifest_error is not None
@@ -1997,7 +2240,7 @@ values.
                 return name, _register_reply(project, changed), {"allowlist_size": len(project.allowlist_list)}
 
             def op_unregister(self, req):
-                name, _path, _uid = self._register_args(req, False)
+                name, _path, _manifest_path, _uid = self._register_args(req, False)
                 project = self.projects.pop(name, None)
                 if project is None:
                     return name, {"name": name, "changed": False}, None
@@ -2098,7 +2341,7 @@ values.
             }
 
     # ------------------------------------------------------------------------
-    class _m04:  # plugins/module_utils/_daemon/audit_event.py
+    class _m05:  # plugins/module_utils/_daemon/audit_event.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2146,7 +2389,7 @@ extra       None or a dict of counts (e.g. {"added": 2})
                     int((_perf() - t0) * 1e6) if t0 else 0, extra)
 
     # ------------------------------------------------------------------------
-    class _m05:  # plugins/module_utils/_daemon/audit_file.py
+    class _m06:  # plugins/module_utils/_daemon/audit_file.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2258,7 +2501,7 @@ extra       None or a dict of counts (e.g. {"added": 2})
             return True, n, "%d lines verified" % n
 
     # ------------------------------------------------------------------------
-    class _m06:  # plugins/module_utils/_daemon/audit_queue.py
+    class _m07:  # plugins/module_utils/_daemon/audit_queue.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2569,7 +2812,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                 }
 
     # ------------------------------------------------------------------------
-    class _m07:  # plugins/module_utils/_daemon/audit_writer.py
+    class _m08:  # plugins/module_utils/_daemon/audit_writer.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2834,7 +3077,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             return 0
 
     # ------------------------------------------------------------------------
-    class _m08:  # plugins/module_utils/_daemon/cli.py
+    class _m09:  # plugins/module_utils/_daemon/cli.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2963,6 +3206,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
         def cmd_register(args):
             fields = {"name": args.name, "project_path": os.path.abspath(args.path)}
+            if args.manifest is not None:
+                fields["manifest_path"] = os.path.abspath(args.manifest)
             if args.expected_uid is not None:
                 fields["expected_uid"] = args.expected_uid
             return _admin_call(args, OP_REGISTER, **fields)
@@ -3042,9 +3287,11 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         def cmd_validate_manifest(args):
             path = args.path
             try:
+                # A proposal may belong to the project's account; its other rules still apply.
+                owner = (os.lstat(path).st_uid,) if os.path.lexists(path) else ()
                 if os.path.isdir(path):
                     path = discover_manifest(path)
-                manifest = load_manifest(path, expected_project=args.project)
+                manifest = load_manifest(os.path.abspath(path), expected_project=args.project, trusted_uids=owner)
             except ManifestError as exc:
                 sys.stderr.write("remo-broker: invalid manifest: %s\n" % exc)
                 return EXIT_MANIFEST_INVALID
@@ -3162,9 +3409,12 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             p = add("push", cmd_push, "replace all secrets with the JSON object read from stdin")
             p.add_argument("--check", action="store_true", help="only report what would change (diff-creds)")
             add("clear", cmd_clear, "remove every secret from memory")
-            p = add("register", cmd_register, "register a project directory holding .remo/manifest.toml")
+            p = add("register", cmd_register, "register a project with its approved manifest (docs/manifest.md)")
             p.add_argument("name")
-            p.add_argument("path")
+            p.add_argument("path", help="the project's directory (its owner is the default --expected-uid)")
+            p.add_argument("--manifest", default=None, metavar="FILE",
+                           help="the approved manifest, in directories only root or the broker can write "
+                                "(default: PATH/.remo/manifest.toml)")
             p.add_argument("--expected-uid", type=int, default=None, help="uid allowed on the project socket (default: owner of PATH)")
             p = add("unregister", cmd_unregister, "unregister a project and remove its socket")
             p.add_argument("name")
@@ -3203,7 +3453,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             return args.func(args)
 
     # ------------------------------------------------------------------------
-    class _m09:  # plugins/module_utils/_daemon/connection.py
+    class _m10:  # plugins/module_utils/_daemon/connection.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3357,7 +3607,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.transport.close()
 
     # ------------------------------------------------------------------------
-    class _m10:  # plugins/module_utils/_daemon/process.py
+    class _m11:  # plugins/module_utils/_daemon/process.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3449,7 +3699,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 pass
 
     # ------------------------------------------------------------------------
-    class _m11:  # plugins/module_utils/_daemon/project_requests.py
+    class _m12:  # plugins/module_utils/_daemon/project_requests.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3592,7 +3842,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 return value_reply(name, value[field])
 
     # ------------------------------------------------------------------------
-    class _m12:  # plugins/module_utils/_daemon/registry.py
+    class _m13:  # plugins/module_utils/_daemon/registry.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3613,7 +3863,6 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         from ansible_collections.remo.broker.plugins.module_utils._manifest import (
             MANIFEST_RELATIVE_PATH,
             ManifestError,
-            discover_manifest,
             format_file_mode,
             load_manifest,
         )
@@ -3631,6 +3880,11 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         )
         #
 
+        def default_manifest_path(project_path):
+            """The manifest of a registration that names none (older clients and registrations files)."""
+            return os.path.join(project_path, MANIFEST_RELATIVE_PATH)
+        #
+
         class Project:
             """One registered project: its manifest, allowlist, socket and counters."""
 
@@ -3638,12 +3892,13 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                          "allowlist", "allowlist_list", "socket_path", "socket_dir", "link_path", "server", "counters",
                          "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "sock", "conns", "manifest_error")
 
-            def __init__(self, name, project_path, expected_uid, run_dir):
+            def __init__(self, name, project_path, expected_uid, run_dir, manifest_path=None):
                 self.name = name
                 self.project_path = project_path
                 self.expected_uid = expected_uid
                 self.manifest = None
-                self.manifest_path = os.path.join(project_path, MANIFEST_RELATIVE_PATH)
+                # The approved copy the allowlist comes from; every load checks it (_trusted_path).
+                self.manifest_path = manifest_path or default_manifest_path(project_path)
                 self.manifest_sha256 = None
                 self.allowlist = frozenset()
                 self.allowlist_list = []
@@ -3761,7 +4016,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
             def save_registrations(self):
                 data = {"version": 1, "projects": [
-                    {"name": p.name, "project_path": p.project_path, "expected_uid": p.expected_uid}
+                    {"name": p.name, "project_path": p.project_path, "manifest_path": p.manifest_path,
+                     "expected_uid": p.expected_uid}
                     for p in self.projects.values()
                 ]}
                 path = self._registrations_path()
@@ -3803,14 +4059,16 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                     name = entry.get("name")
                     ppath = entry.get("project_path")
                     uid = entry.get("expected_uid")
-                    if not is_valid_project_name(name) or not isinstance(ppath, str) or not os.path.isabs(ppath):
+                    mpath = entry.get("manifest_path")
+                    if not is_valid_project_name(name) or not isinstance(ppath, str) or not os.path.isabs(ppath) \
+                            or (mpath is not None and (not isinstance(mpath, str) or not os.path.isabs(mpath))):
                         log("error", "skipping a malformed registration in %s" % path)
                         continue
                     if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0):
                         uid = None
-                    project = Project(name, ppath, uid, self.run_dir)
+                    project = Project(name, ppath, uid, self.run_dir, mpath)
                     try:
-                        project.apply_manifest(self.load_project_manifest(name, ppath))
+                        project.apply_manifest(self.load_project_manifest(name, project.manifest_path))
                     except ManifestError as exc:
                         project.manifest_error = str(exc)
                         log("error", "project %s: manifest not loaded, allowlist empty: %s" % (name, exc))
@@ -3824,11 +4082,12 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                     log("info", "restored %d project registration(s)" % len(self.projects))
 
             @staticmethod
-            def load_project_manifest(name, project_path):
-                return load_manifest(discover_manifest(project_path), expected_project=name)
+            def load_project_manifest(name, manifest_path):
+                """The manifest at ``manifest_path``, read only if no other account can have written it."""
+                return load_manifest(manifest_path, expected_project=name)
 
     # ------------------------------------------------------------------------
-    class _m13:  # plugins/module_utils/_daemon/replies.py
+    class _m14:  # plugins/module_utils/_daemon/replies.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3892,7 +4151,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.project = project
 
     # ------------------------------------------------------------------------
-    class _m14:  # plugins/module_utils/_daemon/server.py
+    class _m15:  # plugins/module_utils/_daemon/server.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3926,6 +4185,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             ADMIN_SOCKET_MODE,
+            AUDIT_DIR_MODE,
             DRAIN_TIMEOUT,
             E_INTERNAL_ERROR,
             E_MANIFEST_INVALID,
@@ -3938,6 +4198,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             STATE_DIR_MODE,
             admin_socket_path,
         )
+        from ansible_collections.remo.broker.plugins.module_utils._trusted_path import UntrustedPathError, check_private_directory
         #
 
         class Broker(Registry, ProjectRequests, AdminRequests):
@@ -4025,7 +4286,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 good = bad = 0
                 for project in list(self.projects.values()):
                     try:
-                        project.apply_manifest(self.load_project_manifest(project.name, project.project_path))
+                        project.apply_manifest(self.load_project_manifest(project.name, project.manifest_path))
                         good += 1
                         outcome = "ok"
                     except ManifestError as exc:
@@ -4105,6 +4366,25 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             log("error", "fatal: %s" % exc_type.__name__)
         #
 
+        def untrusted_directory(broker):
+            """Why the run, state or audit directory cannot be trusted, or None.
+
+    Another account that can write one of them could replace the registrations, the
+    sockets or the audit log, so each must be this process's own and writable by it alone.
+    The audit log's parents may be root-owned and group-writable: Ubuntu's rsyslog makes
+    ``/var/log`` ``0775 root:syslog`` (docs/threat-model.md).
+    """
+            uid = os.geteuid()
+            for path, label, root_group_parents in (
+                    (broker.run_dir, "run directory", False), (broker.state_dir, "state directory", False),
+                    (os.path.dirname(broker.audit_path), "audit log directory", True)):
+                try:
+                    check_private_directory(path, uid, label, root_group_parents)
+                except UntrustedPathError as exc:
+                    return str(exc)
+            return None
+        #
+
         def serve(args, program):
             """``remo_broker.py serve``: run the daemon in the foreground until SIGTERM/SIGINT."""
             set_log_level(args.log_level)
@@ -4112,10 +4392,15 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             os.umask(0o077)
             broker = Broker(args, program)
             broker.hardening = harden_process()
-            for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE)):
+            for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE),
+                               (os.path.dirname(broker.audit_path), AUDIT_DIR_MODE)):
                 if not os.path.isdir(path):
                     os.makedirs(path, mode, exist_ok=True)
                     os.chmod(path, mode)
+            problem = untrusted_directory(broker)
+            if problem is not None:
+                log("error", "refusing to start: %s" % problem)
+                return EXIT_USAGE
             if not os.access(broker.run_dir, os.W_OK):
                 log("error", "run dir %s is not writable" % broker.run_dir)
                 return EXIT_USAGE
@@ -4131,7 +4416,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             return EXIT_OK
 
     # ------------------------------------------------------------------------
-    class _m15:  # plugins/module_utils/_daemon/sockets.py
+    class _m16:  # plugins/module_utils/_daemon/sockets.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4256,22 +4541,23 @@ symlink to the socket for host-side tools.
 
 
 _MODULES = (
-    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 167),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 282, 1289),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1574, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m03', 1788, 311),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m04', 2102, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m05', 2150, 109),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m06', 2262, 308),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m07', 2573, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m08', 2838, 366),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m09', 3207, 151),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m10', 3361, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m11', 3453, 140),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m12', 3596, 233),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m13', 3832, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m14', 3896, 236),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m15', 4135, 121),
+    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 169),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 284, 1299),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1586, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1800, 216),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 2019, 323),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m05', 2345, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2393, 109),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2505, 308),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2816, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 3081, 373),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3457, 151),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m11', 3611, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m12', 3703, 140),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m13', 3846, 242),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 4091, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m15', 4155, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m16', 4420, 121),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

@@ -75,7 +75,8 @@ def test_restart_restores_registrations_with_empty_secrets(broker_factory):
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
     with open(state, encoding="utf-8") as fh:
         data = json.load(fh)
-    assert data["projects"] == [{"name": "keep", "project_path": pdir, "expected_uid": os.getuid()}]
+    assert data["projects"] == [{"name": "keep", "project_path": pdir, "expected_uid": os.getuid(),
+                                 "manifest_path": os.path.join(pdir, ".remo", "manifest.toml")}]
     assert first.stop(signal.SIGKILL) != 0           # crash: sockets left behind
     second = broker_factory(start=False, base=first.base)
     second.start()

@@ -356,7 +356,7 @@ class InProc:
         self.broker.started = time.monotonic()
         path = write_manifest(os.path.join(base, "projects", PROJECT), PROJECT, ALLOWED)
         self.project = Project(PROJECT, path, os.getuid(), os.path.join(base, "run"))
-        self.project.apply_manifest(self.broker.load_project_manifest(PROJECT, path))
+        self.project.apply_manifest(self.broker.load_project_manifest(PROJECT, self.project.manifest_path))
         self.broker.projects[PROJECT] = self.project
         self.push(SECRETS)
 

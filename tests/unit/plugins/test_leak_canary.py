@@ -106,7 +106,7 @@ def run_canary_playbook(tmp_path, mode, extra_tasks=""):
         with open(play_dir / "playbook.yml", "a", encoding="utf-8") as handle:
             handle.write(extra_tasks)
 
-    dirs = dict((name, tmp_path / name) for name in ("home", "local_tmp", "remote_tmp", "fnox_config", "project"))
+    dirs = dict((name, tmp_path / name) for name in ("home", "local_tmp", "remote_tmp", "fnox_config", "project", "approved"))
     for directory in dirs.values():
         directory.mkdir()
     cfg = tmp_path / "ansible.cfg"
@@ -140,6 +140,7 @@ def run_canary_playbook(tmp_path, mode, extra_tasks=""):
             "-e", "remo_socket=%s" % broker.admin_socket,
             "-e", "remo_project_path=%s" % dirs["project"],
             "-e", "remo_project_name=leak-%s" % run_id,
+            "-e", "remo_approved_root=%s" % dirs["approved"],
             "-e", "remo_missing_socket=%s" % (tmp_path / "no-such-dir" / "admin.sock"),
             str(play_dir / "playbook.yml"),
         ] + MODES[mode]

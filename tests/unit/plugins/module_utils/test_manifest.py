@@ -573,6 +573,26 @@ def test_load_manifest_permission_denied(tmp_path):
     assert reason.startswith("permission denied"), reason
 
 
+def test_load_manifest_reads_only_trusted_paths(tmp_path):
+    project = tmp_path / "myrepo"
+    (project / ".remo").mkdir(parents=True)
+    target = project / ".remo" / "manifest.toml"
+    target.write_text(V2_DESIGN)
+    target.chmod(0o644)
+    link = tmp_path / "link.toml"
+    link.symlink_to(target)
+    err = pytest.raises(ManifestError, load_manifest, str(link)).value
+    assert (err.file, err.key) == (str(link), "<file>") and "symbolic link" in err.reason
+    (project / ".remo").chmod(0o775)
+    err = pytest.raises(ManifestError, load_manifest, str(target)).value
+    assert err.reason == ("directory is writable by group or others (mode 0775) (%s); fix: chmod go-w %s"
+                          % (project / ".remo", project / ".remo")), err.reason
+    (project / ".remo").chmod(0o755)
+    err = pytest.raises(ManifestError, load_manifest, str(project / "absent" / "manifest.toml")).value
+    assert err.reason == "not found (%s)" % (project / "absent")
+    assert load_manifest(str(target), expected_project="myrepo").project == "myrepo"
+
+
 def test_discover_manifest_errors(tmp_path):
     err = pytest.raises(ManifestError, discover_manifest, str(tmp_path / "absent")).value
     assert "does not exist" in err.reason
@@ -795,8 +815,9 @@ def test_no_side_effects_and_stdlib_only():
     imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert imports == [
         "from __future__ import annotations", "import dataclasses", "import hashlib", "import json", "import os",
-        "import re", "import stat", "import tomllib",
+        "import re", "import tomllib",
         "from ansible_collections.remo.broker.plugins.module_utils._protocol import PROJECT_NAME_RE, SECRET_NAME_RE",
+        "from ansible_collections.remo.broker.plugins.module_utils._trusted_path import (",
     ]
     assert "assert " not in source
     assert max(len(line) for line in source.splitlines()) <= 160
@@ -851,7 +872,7 @@ def test_load_manifest_permission_and_read_errors(tmp_path, monkeypatch):
         assert pytest.raises(ManifestError, load_manifest, str(target)).value.reason == "cannot read: Input/output error"
     with monkeypatch.context() as patch:
         patch.setattr(m.os, "open", broken)
-        assert pytest.raises(ManifestError, load_manifest, str(target)).value.reason == "cannot open: Input/output error"
+        assert pytest.raises(ManifestError, load_manifest, str(target)).value.reason == "cannot read: Input/output error"
 
 
 def test_devcontainer_deep_nesting():

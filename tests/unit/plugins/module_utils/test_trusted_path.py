@@ -223,3 +223,22 @@ def test_parent_writable_by_another_account_is_refused(state_dir):
 def test_missing_private_directory_is_reported(tmp_path):
     with pytest.raises(UntrustedPathError, match="audit directory does not exist"):
         check_private_directory(str(tmp_path / "absent"), 0, "audit directory")
+
+
+def test_root_owned_group_writable_parent_only_when_allowed(state_dir):
+    # Ubuntu's rsyslog makes /var/log 0775 root:syslog; only the audit directory's check allows it.
+    os.chmod(state_dir.parent, 0o775)
+    with pytest.raises(UntrustedPathError, match="writable by group or others"):
+        check_private_directory(str(state_dir), OTHER_UID, "audit log directory")
+    check_private_directory(str(state_dir), OTHER_UID, "audit log directory", root_group_parents=True)
+    os.chmod(state_dir.parent, 0o777)
+    with pytest.raises(UntrustedPathError, match="writable by group or others"):
+        check_private_directory(str(state_dir), OTHER_UID, "audit log directory", root_group_parents=True)
+    os.chmod(state_dir.parent, 0o775)
+    os.chown(state_dir.parent, PROJECT_UID, PROJECT_UID)
+    with pytest.raises(UntrustedPathError):
+        check_private_directory(str(state_dir), OTHER_UID, "audit log directory", root_group_parents=True)
+    os.chown(state_dir.parent, 0, 0)
+    os.chmod(state_dir, 0o770)     # the directory itself: never group-writable
+    with pytest.raises(UntrustedPathError, match="writable by group or others"):
+        check_private_directory(str(state_dir), OTHER_UID, "audit log directory", root_group_parents=True)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -36,6 +37,22 @@ template = "[default]\\naws_access_key_id={{access_key_id}}\\n"
 
 def manifest(args, **kwargs):
     return run_module(remo_manifest.main, args, **kwargs)
+
+
+@pytest.fixture
+def conn(daemon, tmp_path):
+    """Module arguments for the fixture daemon, with the approved copies under tmp_path."""
+    return {"socket_path": daemon.admin_socket, "timeout": 5.0, "approved_root": str(tmp_path / "approved")}
+
+
+def approved_copy(conn, name="demo"):
+    return os.path.join(conn["approved_root"], name, ".remo", "manifest.toml")
+
+
+def last_diff(result):
+    """The registration diff (the last one when the module also shows the approved copy)."""
+    diff = result["diff"]
+    return diff[-1] if isinstance(diff, list) else diff
 
 
 def write_project(root, text=MANIFEST, name="demo"):
@@ -111,8 +128,8 @@ def test_register_check_real_idempotent_unregister(daemon, conn, tmp_path):
     checked = manifest(args, check_mode=True, diff=True)
     assert checked["changed"] is True and checked["registered"] is True
     assert registered(daemon, "demo") is None, "check mode must not register"
-    assert "registered: false" in checked["diff"]["before"]
-    assert "  - GITHUB_TOKEN" in checked["diff"]["after"]
+    assert "registered: false" in last_diff(checked)["before"]
+    assert "  - GITHUB_TOKEN" in last_diff(checked)["after"]
 
     real = manifest(args, diff=True)
     assert real["changed"] is True
@@ -148,7 +165,7 @@ def test_manifest_change_triggers_reload(daemon, conn, tmp_path):
     path.write_text(MANIFEST + '\n[secrets.NPM_TOKEN]\nfetch_as = "env"\n')
     checked = manifest(args, check_mode=True, diff=True)
     assert checked["changed"] is True
-    assert "  - NPM_TOKEN" in checked["diff"]["after"] and "NPM_TOKEN" not in checked["diff"]["before"]
+    assert "  - NPM_TOKEN" in last_diff(checked)["after"] and "NPM_TOKEN" not in last_diff(checked)["before"]
     assert "NPM_TOKEN" not in registered(daemon, "demo")["allowlist"]
 
     reloaded = manifest(args)
@@ -305,3 +322,98 @@ def test_expected_uid_change_re_registers(daemon, conn, tmp_path):
     assert "expected_uid: 1001" in moved["diff"]["after"]
     assert registered(daemon, "demo")["expected_uid"] == 1001
     assert manifest(dict(args, expected_uid=1001))["changed"] is False
+
+
+# ----------------------------------------------------------------------------- approval
+
+def test_present_installs_the_approved_copy_and_registers_it(daemon, conn, tmp_path):
+    project = write_project(tmp_path / "ws")
+    proposal = project / ".remo" / "manifest.toml"
+    target = approved_copy(conn)
+    args = dict(conn, project_path=str(project))
+
+    checked = manifest(args, check_mode=True, diff=True)
+    assert checked["changed"] is True and checked["approved"] is True and not os.path.exists(target)
+    assert checked["diff"][0]["before_header"].startswith("(no approved manifest)")
+    assert checked["diff"][0]["after"] == "GITHUB_TOKEN (env)\naws (file)\n"
+
+    real = manifest(args)
+    assert real["changed"] is True and real["approved"] is True
+    assert (real["manifest_path"], real["proposal_path"]) == (target, str(proposal))
+    info = os.lstat(target)
+    assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o644 and info.st_uid == 0
+    with open(target, "rb") as handle:
+        assert handle.read() == proposal.read_bytes()
+    current = registered(daemon, "demo")
+    assert (current["manifest_path"], current["project_path"]) == (target, str(project))
+
+    again = manifest(args)
+    assert again["changed"] is False and again["approved"] is False
+
+
+def test_proposal_changed_in_the_workspace_stays_unenforced_until_approved(daemon, conn, tmp_path):
+    project = write_project(tmp_path / "ws")
+    args = dict(conn, project_path=str(project))
+    manifest(args)
+    proposal = project / ".remo" / "manifest.toml"
+    proposal.write_text(MANIFEST + '\n[secrets.OTHER_PROJECT_TOKEN]\n')
+    daemon.admin_ok("reload", name="demo")
+    assert "OTHER_PROJECT_TOKEN" not in registered(daemon, "demo")["allowlist"]
+
+    checked = manifest(args, check_mode=True, diff=True)
+    assert checked["changed"] is True
+    assert checked["diff"][0]["after"] == "GITHUB_TOKEN (env)\nOTHER_PROJECT_TOKEN (env)\naws (file)\n"
+    assert checked["diff"][0]["before"] == "GITHUB_TOKEN (env)\naws (file)\n"
+    with open(approved_copy(conn), "rb") as handle:
+        assert b"OTHER_PROJECT_TOKEN" not in handle.read(), "check mode wrote the approved copy"
+    assert manifest(args)["changed"] is True
+    assert "OTHER_PROJECT_TOKEN" in registered(daemon, "demo")["allowlist"]
+
+
+def test_pinned_proposal_is_approved_only_while_unchanged(daemon, conn, tmp_path):
+    project = write_project(tmp_path / "ws")
+    proposal = project / ".remo" / "manifest.toml"
+    pin = hashlib.sha256(proposal.read_bytes()).hexdigest()
+    args = dict(conn, project_path=str(project), proposal_sha256=pin)
+    assert manifest(args)["changed"] is True
+    proposal.write_text(MANIFEST + '\n[secrets.WIDER]\n')
+    result = manifest(args)
+    assert result["failed"] and "not the pinned proposal_sha256" in result["msg"], result
+    with open(approved_copy(conn), "rb") as handle:
+        assert b"WIDER" not in handle.read()
+    assert "WIDER" not in registered(daemon, "demo")["allowlist"]
+    assert "64 hexadecimal" in manifest(dict(args, proposal_sha256="abc"))["msg"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files as another uid")
+def test_proposal_owned_by_the_project_account_is_approved(daemon, conn, tmp_path):
+    os.chmod(tmp_path, 0o755)
+    project = write_project(tmp_path / "ws")
+    for path in (project, project / ".remo", project / ".remo" / "manifest.toml"):
+        os.chown(path, 1000, 1000)
+    assert manifest(dict(conn, project_path=str(project), expected_uid=1000))["changed"] is True
+    assert os.stat(approved_copy(conn)).st_uid == 0
+    assert registered(daemon, "demo")["allowlist"] == ["GITHUB_TOKEN", "aws"]
+
+
+def test_symlinked_proposal_is_refused(daemon, conn, tmp_path):
+    project = write_project(tmp_path / "ws")
+    elsewhere = write_project(tmp_path / "elsewhere")
+    proposal = project / ".remo" / "manifest.toml"
+    proposal.unlink()
+    proposal.symlink_to(elsewhere / ".remo" / "manifest.toml")
+    result = manifest(dict(conn, project_path=str(project)))
+    assert result["failed"] and result["failure"]["code"] == "manifest_invalid"
+    assert "symbolic link" in result["msg"] and str(proposal) in result["msg"]
+    assert not os.path.exists(approved_copy(conn)) and registered(daemon, "demo") is None
+
+
+def test_approved_copy_is_never_written_through_a_symlink(daemon, conn, tmp_path):
+    project = write_project(tmp_path / "ws")
+    redirect = tmp_path / "redirect"
+    redirect.mkdir()
+    os.makedirs(conn["approved_root"])
+    os.symlink(str(redirect), os.path.join(conn["approved_root"], "demo"))
+    result = manifest(dict(conn, project_path=str(project)))
+    assert result["failed"] and "not a real directory" in result["msg"], result
+    assert list(redirect.iterdir()) == [] and registered(daemon, "demo") is None

@@ -72,6 +72,7 @@ def scenarios(name, conn, tmp_path, monkeypatch):
         from ansible_collections.remo.broker.plugins.modules import remo_broker_push, remo_manifest
         assert not run_module(remo_broker_push.main, dict(conn, secrets={"GITHUB_TOKEN": "v"})).get("failed")
         assert not run_module(remo_manifest.main, dict(conn, project_path=write_project(tmp_path),
+                                                       approved_root=str(tmp_path / "approved"),
                                                        expected_uid=os.getuid())).get("failed")
         return [
             ("status", dict(conn), {}, False),
@@ -80,6 +81,7 @@ def scenarios(name, conn, tmp_path, monkeypatch):
     if name == "remo_manifest":
         project = write_project(tmp_path)
         (tmp_path / "synth").mkdir()
+        conn = dict(conn, approved_root=str(tmp_path / "approved"))
         return [
             ("validated", dict(project_path=project, state="validated"), {}, False),
             ("register", dict(conn, project_path=project, expected_uid=os.getuid()), {"diff": True}, False),
