@@ -69,11 +69,11 @@ class Containers:
     def __init__(self):
         self.ids = []
 
-    def run(self, socket_dir):
+    def run(self, socket_dir, extra=()):
         name = "attest-%s" % uuid.uuid4().hex[:12]
         out = subprocess.run(
             ["docker", "run", "-d", "--rm", "--name", name, "--user", "%d:%d" % (UID, UID), "--network", "none",
-             "-v", "%s:/run/remo-broker:ro" % socket_dir, IMAGE, "sleep", "600"],
+             "-v", "%s:/run/remo-broker:ro" % socket_dir] + list(extra) + [IMAGE, "sleep", "600"],
             capture_output=True, text=True, check=True, timeout=120)
         cid = out.stdout.strip()
         self.ids.append(cid)
@@ -243,3 +243,42 @@ def test_a_new_attestation_closes_connections_admitted_before(world, containers)
     finally:
         watcher.kill()
         watcher.wait(timeout=30)
+
+
+CLIENT_SOURCE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "project_manifest", "files",
+                             "remo-secrets", "remo-secrets.c")
+
+
+@pytest.fixture(scope="module")
+def client_binary(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the feature's client")
+    out = str(tmp_path_factory.mktemp("client") / "remo-secrets")
+    subprocess.run(["gcc", "-static", "-Os", "-Wall", "-Werror", "-o", out, CLIENT_SOURCE], check=True, timeout=300)
+    return out
+
+
+def test_a_recreated_container_gets_its_env_once_the_launcher_attests_it(world, containers, client_binary):
+    """The entrypoint's `remo-secrets env` runs before `up` returns: peer_unexpected is retried within its tries."""
+    old, old_pid = containers.run(socket_dir(world, "pa"))
+    world.admin_ok("attest", name="pa", container_id=old, pid=old_pid)
+    new, new_pid = containers.run(socket_dir(world, "pa"), extra=["-v", "%s:/remo-secrets:ro" % client_binary])
+    before = len(refusals(world, "pa"))
+    env = subprocess.Popen(["docker", "exec", new, "/remo-secrets", "env", "--tries", "400", "--delay-ms", "50"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The new container is refused (it is not the attested one) and keeps trying ...
+        world.audit_events(until=lambda events: len([e for e in events if e["event"] == "connect"
+                                                     and e["outcome"] == "peer_unexpected"]) > before + 1,
+                           timeout=60)
+        assert env.poll() is None
+        # ... until the launcher attests it.
+        world.admin_ok("attest", name="pa", container_id=new, pid=new_pid)
+        out, err = env.communicate(timeout=120)
+    finally:
+        if env.poll() is None:
+            env.kill()
+            env.communicate()
+    assert env.returncode == 0, err
+    assert out == "export TOKEN='%s'\n" % SECRET
+    assert SECRET not in err
