@@ -86,8 +86,9 @@ def _peer_pidfd(sock, pid):
     """A pidfd of the connecting process, or None when the kernel cannot give one."""
     try:
         return sock.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
-    except OSError:
-        pass
+    except OSError as exc:
+        if exc.errno not in (errno.ENOPROTOOPT, errno.EINVAL, errno.EOPNOTSUPP):
+            return None      # ESRCH: the peer is gone, and its pid may name another process already
     try:
         return os.pidfd_open(pid)
     except (OSError, AttributeError):

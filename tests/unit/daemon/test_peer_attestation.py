@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -236,10 +238,13 @@ def test_a_new_attestation_closes_connections_admitted_before(world, containers)
     cid, pid = containers.run(socket_dir(world, "pa"))
     watcher = subprocess.Popen([HOST_PYTHON, "-I", "-c", WATCHER, world.project_socket("pa")], user=UID, group=UID,
                                extra_groups=[], cwd="/", stdout=subprocess.PIPE, text=True)
+    def next_line():
+        ready, _, _ = select.select([watcher.stdout], [], [], 60)
+        return watcher.stdout.readline().strip() if ready else "(no line in 60 s)"
     try:
-        assert json.loads(watcher.stdout.readline())["ok"] is True     # admitted by its uid
+        assert json.loads(next_line())["ok"] is True     # admitted by its uid
         world.admin_ok("attest", name="pa", container_id=cid, pid=pid)
-        assert watcher.stdout.readline().strip() == "closed"
+        assert next_line() == "closed"
     finally:
         watcher.kill()
         watcher.wait(timeout=30)
@@ -282,3 +287,41 @@ def test_a_recreated_container_gets_its_env_once_the_launcher_attests_it(world, 
     assert env.returncode == 0, err
     assert out == "export TOKEN='%s'\n" % SECRET
     assert SECRET not in err
+
+
+# -- the check itself, without Docker: pid reuse -------------------------------------
+def _own_cgroup():
+    from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import read_cgroups
+    for key, path in sorted(read_cgroups(os.getpid()).items()):
+        if path not in ("", "/"):
+            return {"container_id": None, "hierarchy": key, "cgroup": path}
+    return None
+
+
+def test_a_peer_that_exited_is_refused_even_when_its_pid_names_a_process_in_the_cgroup(tmp_path):
+    """Pid reuse: the peer is gone and its number now names a process of the container.
+
+    Simulated by handing the check a live pid in the attested cgroup (this test's own)
+    while the socket's peer has exited: the pidfd taken from the socket tells them apart.
+    """
+    import socket as socket_module
+    from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import peer_in_container
+    attestation = _own_cgroup()
+    if attestation is None:
+        pytest.skip("this process is in the root cgroup of every hierarchy")
+    path = str(tmp_path / "s.sock")
+    server = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+    server.bind(path)
+    server.listen(4)
+    connect = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); sys.stdin.read()"
+    try:
+        alive = subprocess.Popen([sys.executable, "-c", connect, path], stdin=subprocess.PIPE)
+        conn, _ = server.accept()
+        # Control: a live peer in the cgroup (its own pid) is admitted.
+        assert peer_in_container(conn, alive.pid, attestation) is True
+        alive.communicate(b"")
+        # Gone (reaped): the same question about a live pid of the cgroup is refused.
+        assert peer_in_container(conn, os.getpid(), attestation) is False
+        conn.close()
+    finally:
+        server.close()
