@@ -3920,8 +3920,8 @@ own.  See docs/devcontainer.md for what this does and does not stop.
 
             def save_registrations(self):
                 data = {"version": 1, "projects": [
-                    {"name": p.name, "project_path": p.project_path, "expected_uid": p.expected_uid,
-                     "attestation": p.attestation}
+                    dict({"name": p.name, "project_path": p.project_path, "expected_uid": p.expected_uid},
+                         **({"attestation": p.attestation} if p.attestation is not None else {}))
                     for p in self.projects.values()
                 ]}
                 path = self._registrations_path()
