@@ -84,6 +84,7 @@ OP_STATUS = "status"
 OP_REGISTER = "register"
 OP_UNREGISTER = "unregister"
 OP_RELOAD = "reload"
+OP_ATTEST = "attest"
 OP_PUSH_CREDS = "push-creds"
 OP_DIFF_CREDS = "diff-creds"
 OP_CLEAR_CREDS = "clear-creds"
@@ -92,7 +93,7 @@ OP_PING = "ping"
 OP_INFO = "info"
 OP_WATCH = "watch"
 
-ADMIN_OPS = frozenset((OP_STATUS, OP_REGISTER, OP_UNREGISTER, OP_RELOAD, OP_PUSH_CREDS,
+ADMIN_OPS = frozenset((OP_STATUS, OP_REGISTER, OP_UNREGISTER, OP_RELOAD, OP_ATTEST, OP_PUSH_CREDS,
                        OP_DIFF_CREDS, OP_CLEAR_CREDS, OP_PING))
 PROJECT_OPS = frozenset((OP_GET, OP_PING, OP_INFO, OP_WATCH))
 

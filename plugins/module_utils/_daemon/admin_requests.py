@@ -14,6 +14,11 @@ import os
 import time
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
+from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import (
+    CONTAINER_ID_RE,
+    AttestationError,
+    attestation_record,
+)
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import iso_now, log
 from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project, default_manifest_path
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok, value_reply
@@ -32,6 +37,7 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     E_PROTOCOL_ERROR,
     MAX_PROJECT_MESSAGE_BYTES,
     MAX_SECRETS,
+    OP_ATTEST,
     OP_CLEAR_CREDS,
     OP_DIFF_CREDS,
     OP_PING,
@@ -231,6 +237,37 @@ class AdminRequests:
         log("info", "unregistered project %s" % name)
         return name, {"name": name, "changed": True}, None
 
+    def op_attest(self, req):
+        """Bind the project socket to one container (docs/protocol.md, peer_attestation.py)."""
+        name, _path, _uid = self._register_args(req, False)
+        project = self.projects.get(name)
+        if project is None:
+            raise AdminFail(E_NOT_REGISTERED, "project %s is not registered" % name, project=name)
+        cid = req.get("container_id")
+        if cid is None:
+            record = None
+        else:
+            pid = req.get("pid")
+            if not isinstance(cid, str) or CONTAINER_ID_RE.fullmatch(cid) is None:
+                raise AdminFail(E_INVALID_PAYLOAD, "'container_id' must be a full container id (64 hex digits) or null",
+                                project=name)
+            if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+                raise AdminFail(E_INVALID_PAYLOAD, "'pid' must be the pid of a process of the container", project=name)
+            try:
+                record = attestation_record(cid, pid)
+            except AttestationError as exc:
+                raise AdminFail(E_INVALID_PAYLOAD, str(exc), {"container_id": cid, "pid": pid}, project=name) from None
+        changed = record != project.attestation
+        if changed:
+            project.attestation = record
+            self.save_registrations()
+            for conn in list(project.conns):    # admitted under the previous attestation
+                conn.closed = True
+                conn.transport.close()
+            log("info", "project %s: %s" % (name, "attested container %s" % cid if record else "attestation removed"))
+        return name, {"name": name, "attestation": dict(record) if record else None, "changed": changed}, \
+            {"container_id": cid}
+
     def _validate_secrets(self, req):
         secrets = req.get("secrets")
         if not isinstance(secrets, dict):
@@ -316,6 +353,7 @@ class AdminRequests:
         OP_STATUS: op_status,
         OP_REGISTER: op_register,
         OP_UNREGISTER: op_unregister,
+        OP_ATTEST: op_attest,
         OP_RELOAD: op_reload,
         OP_PUSH_CREDS: op_push_creds,
         OP_DIFF_CREDS: op_diff_creds,

@@ -40,6 +40,7 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     EXIT_MANIFEST_INVALID,
     EXIT_OK,
     EXIT_USAGE,
+    OP_ATTEST,
     OP_CLEAR_CREDS,
     OP_DIFF_CREDS,
     OP_GET,
@@ -139,6 +140,15 @@ def cmd_unregister(args):
 
 def cmd_reload(args):
     return _admin_call(args, OP_RELOAD, name=args.name)
+
+
+def cmd_attest(args):
+    if args.clear:
+        return _admin_call(args, OP_ATTEST, name=args.name, container_id=None)
+    if not args.container or args.pid is None:
+        sys.stderr.write("remo-broker: attest needs --container ID and --pid PID, or --clear\n")
+        return EXIT_USAGE
+    return _admin_call(args, OP_ATTEST, name=args.name, container_id=args.container, pid=args.pid)
 
 
 def _project_client(args):
@@ -340,6 +350,11 @@ def build_parser():
     p.add_argument("name")
     p = add("reload", cmd_reload, "reload a project's manifest")
     p.add_argument("name")
+    p = add("attest", cmd_attest, "serve a project's socket only to processes of one container")
+    p.add_argument("name")
+    p.add_argument("--container", default=None, metavar="ID", help="the full container id (docker inspect .Id)")
+    p.add_argument("--pid", type=int, default=None, help="a process of that container (docker inspect .State.Pid)")
+    p.add_argument("--clear", action="store_true", help="remove the attestation: any process with the expected uid")
     p = add("get", cmd_get, "print one secret value (project socket)", parents=(common, proj))
     p.add_argument("name")
     p.add_argument("--field", default=None, help="field of a structured secret")

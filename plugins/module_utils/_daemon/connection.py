@@ -15,6 +15,7 @@ import time
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AUDIT_BATCH
+from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import NOT_IN_CONTAINER_REPLY, peer_in_container
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
@@ -54,6 +55,7 @@ class Connection:
         self.last = time.monotonic()
         broker = self.broker
         broker.conns.add(self)
+        sock = None
         try:
             sock = transport.get_extra_info("socket")
             self.pid, self.uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
@@ -66,15 +68,23 @@ class Connection:
             if broker.audit.paused:
                 transport.pause_reading()
             if project.expected_uid is not None and self.uid != project.expected_uid:
-                project.counters["peer_unexpected"] += 1
-                broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, None, self.peer, 0))
-                self.closed = True
-                transport.write(broker.peer_unexpected_reply)
-                transport.close()
+                self._refuse_peer(broker.peer_unexpected_reply, None)
+                return
+            if project.attestation is not None and not peer_in_container(sock, self.pid, project.attestation):
+                self._refuse_peer(NOT_IN_CONTAINER_REPLY, {"reason": "not_in_container"})
                 return
         if broker.draining:
             self.closed = True
             transport.close()
+
+    def _refuse_peer(self, reply, extra):
+        project = self.project
+        project.counters["peer_unexpected"] += 1
+        self.broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, None, self.peer, 0,
+                                           extra))
+        self.closed = True
+        self.transport.write(reply)
+        self.transport.close()
 
     def connection_lost(self, exc):
         self.closed = True

@@ -13,6 +13,7 @@ import json
 import os
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon import sockets
+from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import REFUSE_ALL, restored_record
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import ok
 from ansible_collections.remo.broker.plugins.module_utils._manifest import (
@@ -45,7 +46,8 @@ class Project:
 
     __slots__ = ("name", "project_path", "expected_uid", "manifest", "manifest_path", "manifest_sha256",
                  "allowlist", "allowlist_list", "socket_path", "socket_dir", "link_path", "server", "counters",
-                 "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "sock", "conns", "manifest_error")
+                 "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "sock", "conns", "manifest_error",
+                 "attestation")
 
     def __init__(self, name, project_path, expected_uid, run_dir, manifest_path=None):
         self.name = name
@@ -70,6 +72,8 @@ class Project:
         self.ping_reply = b""
         self.info_reply = b""
         self.manifest_error = None
+        # None: any peer with expected_uid; else only processes of this container (peer_attestation.py)
+        self.attestation = None
         self._build_replies()
 
     def apply_manifest(self, manifest):
@@ -111,6 +115,7 @@ class Project:
             "allowlist_size": len(self.allowlist_list),
             "counters": dict(self.counters),
             "manifest_error": self.manifest_error,
+            "attestation": dict(self.attestation) if self.attestation is not None else None,
         }
 
 
@@ -171,8 +176,9 @@ class Registry:
 
     def save_registrations(self):
         data = {"version": 1, "projects": [
-            {"name": p.name, "project_path": p.project_path, "manifest_path": p.manifest_path,
-             "expected_uid": p.expected_uid}
+            dict({"name": p.name, "project_path": p.project_path, "manifest_path": p.manifest_path,
+                  "expected_uid": p.expected_uid},
+                 **({"attestation": p.attestation} if p.attestation is not None else {}))
             for p in self.projects.values()
         ]}
         path = self._registrations_path()
@@ -222,6 +228,10 @@ class Registry:
             if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0):
                 uid = None
             project = Project(name, ppath, uid, self.run_dir, mpath)
+            project.attestation = restored_record(entry.get("attestation"))
+            if project.attestation is REFUSE_ALL:
+                log("error", "project %s: damaged attestation in %s; refusing every peer until the next attest"
+                    % (name, path))
             try:
                 project.apply_manifest(self.load_project_manifest(name, project.manifest_path))
             except ManifestError as exc:

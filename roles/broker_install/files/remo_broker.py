@@ -195,6 +195,7 @@ module-level side effects.
         OP_REGISTER = "register"
         OP_UNREGISTER = "unregister"
         OP_RELOAD = "reload"
+        OP_ATTEST = "attest"
         OP_PUSH_CREDS = "push-creds"
         OP_DIFF_CREDS = "diff-creds"
         OP_CLEAR_CREDS = "clear-creds"
@@ -203,7 +204,7 @@ module-level side effects.
         OP_INFO = "info"
         OP_WATCH = "watch"
 
-        ADMIN_OPS = frozenset((OP_STATUS, OP_REGISTER, OP_UNREGISTER, OP_RELOAD, OP_PUSH_CREDS,
+        ADMIN_OPS = frozenset((OP_STATUS, OP_REGISTER, OP_UNREGISTER, OP_RELOAD, OP_ATTEST, OP_PUSH_CREDS,
                                OP_DIFF_CREDS, OP_CLEAR_CREDS, OP_PING))
         PROJECT_OPS = frozenset((OP_GET, OP_PING, OP_INFO, OP_WATCH))
 
@@ -2032,6 +2033,11 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
         import time
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import (
+            CONTAINER_ID_RE,
+            AttestationError,
+            attestation_record,
+        )
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import iso_now, log
         from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project, default_manifest_path
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok, value_reply
@@ -2050,6 +2056,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
             E_PROTOCOL_ERROR,
             MAX_PROJECT_MESSAGE_BYTES,
             MAX_SECRETS,
+            OP_ATTEST,
             OP_CLEAR_CREDS,
             OP_DIFF_CREDS,
             OP_PING,
@@ -2249,6 +2256,37 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                 log("info", "unregistered project %s" % name)
                 return name, {"name": name, "changed": True}, None
 
+            def op_attest(self, req):
+                """Bind the project socket to one container (docs/protocol.md, peer_attestation.py)."""
+                name, _path, _uid = self._register_args(req, False)
+                project = self.projects.get(name)
+                if project is None:
+                    raise AdminFail(E_NOT_REGISTERED, "project %s is not registered" % name, project=name)
+                cid = req.get("container_id")
+                if cid is None:
+                    record = None
+                else:
+                    pid = req.get("pid")
+                    if not isinstance(cid, str) or CONTAINER_ID_RE.fullmatch(cid) is None:
+                        raise AdminFail(E_INVALID_PAYLOAD, "'container_id' must be a full container id (64 hex digits) or null",
+                                        project=name)
+                    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+                        raise AdminFail(E_INVALID_PAYLOAD, "'pid' must be the pid of a process of the container", project=name)
+                    try:
+                        record = attestation_record(cid, pid)
+                    except AttestationError as exc:
+                        raise AdminFail(E_INVALID_PAYLOAD, str(exc), {"container_id": cid, "pid": pid}, project=name) from None
+                changed = record != project.attestation
+                if changed:
+                    project.attestation = record
+                    self.save_registrations()
+                    for conn in list(project.conns):    # admitted under the previous attestation
+                        conn.closed = True
+                        conn.transport.close()
+                    log("info", "project %s: %s" % (name, "attested container %s" % cid if record else "attestation removed"))
+                return name, {"name": name, "attestation": dict(record) if record else None, "changed": changed}, \
+                    {"container_id": cid}
+
             def _validate_secrets(self, req):
                 secrets = req.get("secrets")
                 if not isinstance(secrets, dict):
@@ -2334,6 +2372,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                 OP_STATUS: op_status,
                 OP_REGISTER: op_register,
                 OP_UNREGISTER: op_unregister,
+                OP_ATTEST: op_attest,
                 OP_RELOAD: op_reload,
                 OP_PUSH_CREDS: op_push_creds,
                 OP_DIFF_CREDS: op_diff_creds,
@@ -3120,6 +3159,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             EXIT_MANIFEST_INVALID,
             EXIT_OK,
             EXIT_USAGE,
+            OP_ATTEST,
             OP_CLEAR_CREDS,
             OP_DIFF_CREDS,
             OP_GET,
@@ -3219,6 +3259,15 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
         def cmd_reload(args):
             return _admin_call(args, OP_RELOAD, name=args.name)
+        #
+
+        def cmd_attest(args):
+            if args.clear:
+                return _admin_call(args, OP_ATTEST, name=args.name, container_id=None)
+            if not args.container or args.pid is None:
+                sys.stderr.write("remo-broker: attest needs --container ID and --pid PID, or --clear\n")
+                return EXIT_USAGE
+            return _admin_call(args, OP_ATTEST, name=args.name, container_id=args.container, pid=args.pid)
         #
 
         def _project_client(args):
@@ -3420,6 +3469,11 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             p.add_argument("name")
             p = add("reload", cmd_reload, "reload a project's manifest")
             p.add_argument("name")
+            p = add("attest", cmd_attest, "serve a project's socket only to processes of one container")
+            p.add_argument("name")
+            p.add_argument("--container", default=None, metavar="ID", help="the full container id (docker inspect .Id)")
+            p.add_argument("--pid", type=int, default=None, help="a process of that container (docker inspect .State.Pid)")
+            p.add_argument("--clear", action="store_true", help="remove the attestation: any process with the expected uid")
             p = add("get", cmd_get, "print one secret value (project socket)", parents=(common, proj))
             p.add_argument("name")
             p.add_argument("--field", default=None, help="field of a structured secret")
@@ -3471,6 +3525,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AUDIT_BATCH
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import NOT_IN_CONTAINER_REPLY, peer_in_container
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
@@ -3510,6 +3565,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.last = time.monotonic()
                 broker = self.broker
                 broker.conns.add(self)
+                sock = None
                 try:
                     sock = transport.get_extra_info("socket")
                     self.pid, self.uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
@@ -3522,15 +3578,23 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                     if broker.audit.paused:
                         transport.pause_reading()
                     if project.expected_uid is not None and self.uid != project.expected_uid:
-                        project.counters["peer_unexpected"] += 1
-                        broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, None, self.peer, 0))
-                        self.closed = True
-                        transport.write(broker.peer_unexpected_reply)
-                        transport.close()
+                        self._refuse_peer(broker.peer_unexpected_reply, None)
+                        return
+                    if project.attestation is not None and not peer_in_container(sock, self.pid, project.attestation):
+                        self._refuse_peer(NOT_IN_CONTAINER_REPLY, {"reason": "not_in_container"})
                         return
                 if broker.draining:
                     self.closed = True
                     transport.close()
+
+            def _refuse_peer(self, reply, extra):
+                project = self.project
+                project.counters["peer_unexpected"] += 1
+                self.broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, None, self.peer, 0,
+                                                   extra))
+                self.closed = True
+                self.transport.write(reply)
+                self.transport.close()
 
             def connection_lost(self, exc):
                 self.closed = True
@@ -3607,7 +3671,158 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.transport.close()
 
     # ------------------------------------------------------------------------
-    class _m11:  # plugins/module_utils/_daemon/process.py
+    class _m11:  # plugins/module_utils/_daemon/peer_attestation.py
+        # -*- coding: utf-8 -*-
+        # Copyright (c) remo.broker contributors
+        # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+        #
+        # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+        # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+        """Container attestation: is a project-socket peer a process of the project's container?
+
+Every devcontainer on an instance runs as the same uid, so ``SO_PEERCRED`` cannot tell
+one project's container from another's or from the user's own shell.  After
+``devcontainer up`` the launcher sends ``attest`` with the container's id and its main
+pid; the broker reads that pid's ``/proc/PID/cgroup`` and keeps the container's cgroup
+(the path up to the component that names the id: ``/docker/ID`` with Docker's cgroupfs
+driver, ``.../docker-ID.scope`` with its systemd driver; cgroup v1 or v2).  A peer is in
+the container when its cgroup, in the same hierarchy, is that path or below it.
+Paths are read in the broker's own cgroup namespace, so a peer cannot rename them.
+
+Pid reuse: the peer's pid comes from ``SO_PEERCRED`` (the process that called
+``connect``).  The broker takes a pidfd of that process (``SO_PEERPIDFD``, Linux 6.5;
+``pidfd_open`` of the pid before) BEFORE it reads the cgroup, and checks the pidfd's
+process is still alive AFTER: a live process keeps its pid, so the cgroup read was its
+own.  See docs/devcontainer.md for what this does and does not stop.
+"""
+        #
+        #
+
+        import errno
+        import os
+        import re
+        import signal
+        import socket
+
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import err
+        from ansible_collections.remo.broker.plugins.module_utils._protocol import E_PEER_UNEXPECTED
+
+        # asm-generic value (x86, arm, riscv, ...); Python defines the name only from 3.13.
+        SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)
+        CONTAINER_ID_RE = re.compile(r"[0-9a-f]{64}")
+        # Hierarchies in order of preference: the cgroup v2 tree, then systemd's v1 tree.
+        _PREFERRED_KEYS = ("", "name=systemd")
+        NOT_IN_CONTAINER_REPLY = err(E_PEER_UNEXPECTED, "peer is not a process of the container attested for this project socket")
+        #
+
+        class AttestationError(Exception):
+            """The attest request names a pid that is not in the container it claims."""
+        #
+
+        def read_cgroups(pid):
+            """{controllers: path} of ``pid`` from /proc/PID/cgroup ("" is the cgroup v2 tree)."""
+            with open("/proc/%d/cgroup" % pid, "rb") as handle:
+                data = handle.read(65536).decode("utf-8", "surrogateescape")
+            paths = {}
+            for line in data.splitlines():
+                parts = line.split(":", 2)
+                if len(parts) == 3:
+                    paths[parts[1]] = parts[2]
+            return paths
+        #
+
+        def _container_prefix(path, container_id):
+            """The part of ``path`` up to the component that names the container, or None."""
+            components = path.split("/")
+            for i, part in enumerate(components):
+                if part in (container_id, "docker-%s.scope" % container_id):
+                    return "/".join(components[:i + 1])
+            return None
+        #
+
+        def container_cgroup(pid, container_id):
+            """(hierarchy, cgroup path) of the container ``container_id`` whose process ``pid`` is."""
+            try:
+                paths = read_cgroups(pid)
+            except OSError as exc:
+                raise AttestationError("cannot read the cgroup of pid %d: %s" % (pid, exc.strerror or type(exc).__name__)) from None
+            keys = [k for k in _PREFERRED_KEYS if k in paths] + sorted(k for k in paths if k not in _PREFERRED_KEYS)
+            for key in keys:
+                prefix = _container_prefix(paths[key], container_id)
+                if prefix is not None:
+                    return key, prefix
+            raise AttestationError("pid %d is not a process of container %s (its cgroup names another container or none)"
+                                   % (pid, container_id))
+        #
+
+        def _peer_pidfd(sock, pid):
+            """A pidfd of the connecting process, or None when the kernel cannot give one."""
+            try:
+                return sock.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOPROTOOPT, errno.EINVAL, errno.EOPNOTSUPP):
+                    return None      # ESRCH: the peer is gone, and its pid may name another process already
+            try:
+                return os.pidfd_open(pid)
+            except (OSError, AttributeError):
+                return None
+        #
+
+        def _alive(pidfd):
+            try:
+                signal.pidfd_send_signal(pidfd, 0)
+            except PermissionError:
+                return True      # another user's live process
+            except OSError as exc:
+                return exc.errno != errno.ESRCH
+            return True
+        #
+
+        def peer_in_container(sock, pid, attestation):
+            """True when the peer ``pid`` on ``sock`` is a process of the attested container."""
+            if not pid or pid < 0:
+                return False
+            pidfd = _peer_pidfd(sock, pid)
+            if pidfd is None:
+                return False
+            try:
+                try:
+                    path = read_cgroups(pid).get(attestation["hierarchy"])
+                except OSError:
+                    return False     # gone, or hidden from the broker (ProtectProc=invisible)
+                if not _alive(pidfd):
+                    return False     # exited: the pid may already name another process
+            finally:
+                os.close(pidfd)
+            prefix = attestation["cgroup"]
+            return path is not None and (path == prefix or path.startswith(prefix + "/"))
+        #
+
+        def attestation_record(container_id, pid):
+            """The attestation stored for a project (and in the registrations file)."""
+            hierarchy, cgroup = container_cgroup(pid, container_id)
+            return {"container_id": container_id, "hierarchy": hierarchy, "cgroup": cgroup}
+        #
+
+        # Matches no peer (a cgroup path never holds a NUL byte): a damaged record fails closed.
+        REFUSE_ALL = {"container_id": None, "hierarchy": "", "cgroup": "\0"}
+        #
+
+        def restored_record(entry):
+            """The attestation of a registrations-file entry: None when it has none, REFUSE_ALL when damaged."""
+            if entry is None:
+                return None
+            if not isinstance(entry, dict):
+                return REFUSE_ALL
+            cid, hierarchy, cgroup = entry.get("container_id"), entry.get("hierarchy"), entry.get("cgroup")
+            if not (isinstance(cid, str) and CONTAINER_ID_RE.fullmatch(cid) and isinstance(hierarchy, str)
+                    and isinstance(cgroup, str) and _container_prefix(cgroup, cid) == cgroup):
+                return REFUSE_ALL
+            return {"container_id": cid, "hierarchy": hierarchy, "cgroup": cgroup}
+
+    # ------------------------------------------------------------------------
+    class _m12:  # plugins/module_utils/_daemon/process.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3699,7 +3914,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 pass
 
     # ------------------------------------------------------------------------
-    class _m12:  # plugins/module_utils/_daemon/project_requests.py
+    class _m13:  # plugins/module_utils/_daemon/project_requests.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3842,7 +4057,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 return value_reply(name, value[field])
 
     # ------------------------------------------------------------------------
-    class _m13:  # plugins/module_utils/_daemon/registry.py
+    class _m14:  # plugins/module_utils/_daemon/registry.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3858,6 +4073,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         import os
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon import sockets
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import REFUSE_ALL, restored_record
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import ok
         from ansible_collections.remo.broker.plugins.module_utils._manifest import (
@@ -3890,7 +4106,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
             __slots__ = ("name", "project_path", "expected_uid", "manifest", "manifest_path", "manifest_sha256",
                          "allowlist", "allowlist_list", "socket_path", "socket_dir", "link_path", "server", "counters",
-                         "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "sock", "conns", "manifest_error")
+                         "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "sock", "conns", "manifest_error",
+                         "attestation")
 
             def __init__(self, name, project_path, expected_uid, run_dir, manifest_path=None):
                 self.name = name
@@ -3915,6 +4132,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.ping_reply = b""
                 self.info_reply = b""
                 self.manifest_error = None
+                # None: any peer with expected_uid; else only processes of this container (peer_attestation.py)
+                self.attestation = None
                 self._build_replies()
 
             def apply_manifest(self, manifest):
@@ -3956,6 +4175,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                     "allowlist_size": len(self.allowlist_list),
                     "counters": dict(self.counters),
                     "manifest_error": self.manifest_error,
+                    "attestation": dict(self.attestation) if self.attestation is not None else None,
                 }
         #
 
@@ -4016,8 +4236,9 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
             def save_registrations(self):
                 data = {"version": 1, "projects": [
-                    {"name": p.name, "project_path": p.project_path, "manifest_path": p.manifest_path,
-                     "expected_uid": p.expected_uid}
+                    dict({"name": p.name, "project_path": p.project_path, "manifest_path": p.manifest_path,
+                          "expected_uid": p.expected_uid},
+                         **({"attestation": p.attestation} if p.attestation is not None else {}))
                     for p in self.projects.values()
                 ]}
                 path = self._registrations_path()
@@ -4067,6 +4288,10 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                     if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0):
                         uid = None
                     project = Project(name, ppath, uid, self.run_dir, mpath)
+                    project.attestation = restored_record(entry.get("attestation"))
+                    if project.attestation is REFUSE_ALL:
+                        log("error", "project %s: damaged attestation in %s; refusing every peer until the next attest"
+                            % (name, path))
                     try:
                         project.apply_manifest(self.load_project_manifest(name, project.manifest_path))
                     except ManifestError as exc:
@@ -4087,7 +4312,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 return load_manifest(manifest_path, expected_project=name)
 
     # ------------------------------------------------------------------------
-    class _m14:  # plugins/module_utils/_daemon/replies.py
+    class _m15:  # plugins/module_utils/_daemon/replies.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4151,7 +4376,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.project = project
 
     # ------------------------------------------------------------------------
-    class _m15:  # plugins/module_utils/_daemon/server.py
+    class _m16:  # plugins/module_utils/_daemon/server.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4416,7 +4641,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             return EXIT_OK
 
     # ------------------------------------------------------------------------
-    class _m16:  # plugins/module_utils/_daemon/sockets.py
+    class _m17:  # plugins/module_utils/_daemon/sockets.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4541,23 +4766,24 @@ symlink to the socket for host-side tools.
 
 
 _MODULES = (
-    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 169),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 284, 1299),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1586, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1800, 216),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 2019, 323),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m05', 2345, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2393, 109),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2505, 308),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2816, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 3081, 373),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3457, 151),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m11', 3611, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m12', 3703, 140),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m13', 3846, 242),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 4091, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m15', 4155, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m16', 4420, 121),
+    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 170),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 285, 1299),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1587, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1801, 216),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 2020, 361),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m05', 2384, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2432, 109),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2544, 308),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2855, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 3120, 388),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3511, 161),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m11', 3675, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m12', 3826, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m13', 3918, 140),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m14', 4061, 252),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m15', 4316, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m16', 4380, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m17', 4645, 121),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

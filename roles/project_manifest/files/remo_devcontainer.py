@@ -27,7 +27,9 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 import sys
+import threading
 
 CONFIG_DIR = os.environ.get("REMO_DEVCONTAINER_CONFIG_DIR", "/etc/remo-broker/projects")
 FEATURE_ID = "./remo-secrets"
@@ -203,6 +205,63 @@ def refuse_leaky(args):
                               "log, or replace the generated configuration" % arg)
 
 
+def docker_cli(project):
+    return project.get("docker_cli") or "docker"
+
+
+def attest(project, container):
+    """Tell the broker that ``container`` (an id or name) is the project's container."""
+    out = subprocess.run([docker_cli(project), "inspect", "--type", "container", "--format",
+                          "{{.Id}} {{.State.Pid}}", container], capture_output=True, text=True, check=False)
+    fields = out.stdout.split()
+    if out.returncode != 0 or len(fields) != 2 or not fields[1].isdigit() or fields[1] == "0":
+        raise LaunchError("cannot find the running container %s: %s" % (container, out.stderr.strip() or "not running"))
+    res = subprocess.run([project.get("broker_cli") or "remo-broker", "--run-dir", project["broker_run_dir"], "attest",
+                          project["name"], "--container", fields[0], "--pid", fields[1]],
+                         capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise LaunchError("the broker refused to attest container %s for project %s (this user needs the broker's "
+                          "admin group): %s" % (fields[0][:12], project["name"], res.stderr.strip()))
+
+
+def up_and_attest(project, launch_dir, cmd):
+    """``devcontainer up``, attesting the container as soon as Docker reports its start.
+
+    The container's entrypoint fetches the env secrets right away, and the broker serves
+    only the attested container: attest on the start event, not only after ``up`` ends
+    (the feature's client retries within its bounded tries meanwhile).
+    """
+    events = subprocess.Popen([docker_cli(project), "events", "--filter", "type=container", "--filter", "event=start",
+                               "--filter", "label=devcontainer.local_folder=" + launch_dir, "--format", "{{.ID}}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def follow():
+        for line in events.stdout:
+            try:
+                attest(project, line.strip())
+            except LaunchError as exc:
+                sys.stderr.write("remo-devcontainer: %s (again when up finishes)\n" % exc)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        up = subprocess.run(cmd, stdout=subprocess.PIPE, check=False)
+    finally:
+        events.terminate()
+        events.wait()
+        thread.join(10)
+    sys.stdout.buffer.write(up.stdout)
+    sys.stdout.flush()
+    if up.returncode != 0:
+        return up.returncode
+    try:
+        container = json.loads(up.stdout.decode("utf-8", "replace").strip().splitlines()[-1])["containerId"]
+    except (ValueError, IndexError, KeyError, TypeError):
+        raise LaunchError("devcontainer up printed no containerId; the container was not attested") from None
+    attest(project, container)      # also when up found the container already running
+    return 0
+
+
 def main(argv):
     if len(argv) < 3 or argv[1] not in ("up", "exec", "config"):
         sys.stderr.write(__doc__.split("\n\n")[1] + "\n")
@@ -220,6 +279,8 @@ def main(argv):
             generate(project, launch_dir)
             cmd = [devcontainer_cli(project), "up", "--workspace-folder", launch_dir,
                    "--mount-workspace-git-root", "false"] + rest
+            if project.get("attest", False):
+                return up_and_attest(project, launch_dir, cmd)
         else:
             if not os.path.isfile(os.path.join(launch_dir, ".devcontainer", "devcontainer.json")):
                 raise LaunchError("project %s was not started with `remo-devcontainer up %s`" % (name, name))

@@ -431,7 +431,11 @@ static int send_line(int fd, const char *line) {
 
 static struct jv *call(struct reader *r, const char *line) {
     if (send_line(r->fd, line)) {
-        say("cannot send to broker at %s: %s", socket_path, strerror(errno));
+        int err = errno;
+        /* A refused peer is closed right after its one error line: read that line. */
+        struct jv *refusal = err == EPIPE || err == ECONNRESET ? read_reply(r) : NULL;
+        if (refusal) return refusal;
+        say("cannot send to broker at %s: %s", socket_path, strerror(err));
         return NULL;
     }
     return read_reply(r);
@@ -647,19 +651,38 @@ bad:
     return NULL;
 }
 
-static struct jv *fetch_info(struct reader *r) {
-    struct jv *info = call(r, "{\"op\":\"info\"}\n");
-    if (info && !jtrue(info, "ok")) {
-        report_error(info, "info");
-        jfree(info);
-        return NULL;
+/* Connect and fetch info.  A container started before the launcher attested it (it does
+ * so as soon as Docker reports the start) is refused with peer_unexpected: retried too,
+ * within the same bounded tries.  On success the reader stays open. */
+static struct jv *connect_info(struct reader *r, int attempts, int quiet) {
+    int i;
+    for (i = 0; i < attempts; i++) {
+        struct jv *info;
+        const char *code;
+        int fd = connect_retry(i ? 1 : attempts, quiet);
+        if (fd < 0) return NULL;
+        reader_init(r, fd);
+        info = call(r, "{\"op\":\"info\"}\n");
+        code = info ? jstr(info, "code") : NULL;
+        if (info && code && !strcmp(code, "peer_unexpected") && i + 1 < attempts) {
+            jfree(info);
+            reader_done(r);
+            sleep_ms(delay_ms);
+            continue;
+        }
+        if (info && !jtrue(info, "ok")) {
+            report_error(info, "info");
+            jfree(info);
+            info = NULL;
+        } else if (info && (!jget(info, "secrets") || jget(info, "secrets")->t != J_ARR)) {
+            say("broker at %s sent no delivery specs (info.secrets)", socket_path);
+            jfree(info);
+            info = NULL;
+        }
+        if (!info) reader_done(r);
+        return info;
     }
-    if (info && (!jget(info, "secrets") || jget(info, "secrets")->t != J_ARR)) {
-        say("broker at %s sent no delivery specs (info.secrets)", socket_path);
-        jfree(info);
-        return NULL;
-    }
-    return info;
+    return NULL;
 }
 
 /* TMPFS_ROOT is ours alone: /dev/shm is world-writable, so another user of the
@@ -684,12 +707,9 @@ static int sync_files(int attempts, int quiet) {
     struct reader r;
     struct jv *info, *specs;
     size_t i;
-    int fd, written = 0, failed = 0;
+    int written = 0, failed = 0;
     if (prepare_tmpfs_root()) return -1;
-    fd = connect_retry(attempts, quiet);
-    if (fd < 0) return -1;
-    reader_init(&r, fd);
-    if (!(info = fetch_info(&r))) { reader_done(&r); return -1; }
+    if (!(info = connect_info(&r, attempts, quiet))) return -1;
     specs = jget(info, "secrets");
     for (i = 0; i < specs->len && i < MAX_SECRETS; i++) {
         const struct jv *spec = specs->items[i];
@@ -734,10 +754,8 @@ static int cmd_env(void) {
     struct reader r;
     struct jv *info, *specs;
     size_t i;
-    int fd = connect_retry(tries, 0), failed = 0;
-    if (fd < 0) return 3;
-    reader_init(&r, fd);
-    if (!(info = fetch_info(&r))) { reader_done(&r); return 3; }
+    int failed = 0;
+    if (!(info = connect_info(&r, tries, 0))) return 3;
     specs = jget(info, "secrets");
     for (i = 0; i < specs->len && i < MAX_SECRETS; i++) {
         const struct jv *spec = specs->items[i];
@@ -881,6 +899,7 @@ int main(int argc, char **argv) {
         i++;
     }
     umask(077);
+    signal(SIGPIPE, SIG_IGN);    /* a refused or restarted broker is an error reply, not a kill */
     /* Tests point this at a private tmpfs directory. */
     if (getenv("REMO_SECRETS_TMPFS_ROOT") && *getenv("REMO_SECRETS_TMPFS_ROOT")) tmpfs_root = getenv("REMO_SECRETS_TMPFS_ROOT");
     if (become_socket_owner()) return 5;

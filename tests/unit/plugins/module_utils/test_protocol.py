@@ -44,7 +44,7 @@ def test_default_paths():
 
 
 def test_ops_and_error_codes():
-    assert P.ADMIN_OPS == {"status", "register", "unregister", "reload", "push-creds", "diff-creds", "clear-creds", "ping"}
+    assert P.ADMIN_OPS == {"status", "register", "unregister", "reload", "attest", "push-creds", "diff-creds", "clear-creds", "ping"}
     assert P.PROJECT_OPS == {"get", "ping", "info", "watch"}
     assert P.ADMIN_ERROR_CODES == {"protocol_error", "invalid_payload", "payload_too_large", "manifest_invalid",
                                    "manifest_not_found", "not_registered", "conflict", "internal_error"}
