@@ -38,9 +38,10 @@ DAEMON = os.path.join(COLLECTION_ROOT, "roles", "broker_install", "files", "remo
 # Reply codes as docs/protocol.md lists them.  Written here, not taken from _protocol.py,
 # so the tests check the daemon against the documented contract.
 PROJECT_CODES = frozenset(("denied", "not_found", "rate_limited", "protocol_error", "internal_error",
-                           "peer_unexpected"))
+                           "peer_unexpected", "too_many_connections"))
 ADMIN_CODES = frozenset(("protocol_error", "invalid_payload", "payload_too_large", "manifest_invalid",
-                         "manifest_not_found", "not_registered", "conflict", "internal_error"))
+                         "manifest_not_found", "not_registered", "conflict", "internal_error",
+                         "too_many_connections"))
 PROJECT_LIMIT = 65536
 ADMIN_LIMIT = 1048576
 
@@ -248,6 +249,17 @@ def pss_kib(pid):
             if line.startswith("Pss:"):
                 return int(line.split()[1])
     raise RuntimeError("no Pss for pid %d" % pid)
+
+
+def acl_users(path):
+    """{uid: permission bits} of the ``user:UID`` entries in the POSIX ACL of ``path``."""
+    import struct
+    try:
+        raw = os.getxattr(path, "system.posix_acl_access", follow_symlinks=False)
+    except OSError:
+        return {}
+    entries = struct.iter_unpack("<HHI", raw[4:])
+    return {ident: perm for tag, perm, ident in entries if tag == 0x02}
 
 
 _INSTALLED = {}

@@ -23,8 +23,10 @@ from ansible_collections.remo.broker.plugins.module_utils._manifest import (
     load_manifest,
 )
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+    ACCEPT_BATCH,
     COUNTER_NAMES,
     DAEMON_VERSION,
+    LISTEN_BACKLOG,
     PROJECT_SOCKET_MODE,
     PROTOCOL_VERSION,
     REGISTRATIONS_FILE_NAME,
@@ -123,7 +125,8 @@ class Registry:
         loop = self.loop
 
         async def _serve():
-            server = await loop.create_unix_server(lambda: Connection(self, project), sock=sock, backlog=1024)
+            server = await loop.create_unix_server(lambda: Connection(self, project), sock=sock, backlog=ACCEPT_BATCH)
+            sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
             if self.projects.get(project.name) is not project or self.draining:
                 server.close()
             else:
@@ -155,7 +158,7 @@ class Registry:
 
     def set_expected_uid(self, project, uid):
         project.expected_uid = uid
-        sockets.chown(project.socket_path, uid)
+        sockets.grant_connect(project.socket_path, uid, PROJECT_SOCKET_MODE)
         for conn in list(project.conns):
             conn.closed = True
             conn.transport.close()
