@@ -298,7 +298,7 @@ def install_daemon(source=None):
 class Daemon:
     """``remo_broker serve`` in BASE/{run,state,log}, started as the unit starts it."""
 
-    def __init__(self, base, extra_args=(), env=None, rate_limit=None, client_timeout=None, daemon=None):
+    def __init__(self, base, extra_args=(), env=None, rate_limit=None, client_timeout=None, daemon=None, nofile=None):
         self.base = str(base)
         self.run_dir = os.path.join(self.base, "run")
         self.state_dir = os.path.join(self.base, "state")
@@ -313,6 +313,7 @@ class Daemon:
         self.extra_args = list(extra_args)
         self.env = env
         self.daemon = daemon or DAEMON
+        self.nofile = nofile        # RLIMIT_NOFILE (soft and hard) to start the daemon with
         self.proc = None
         self.ready_seconds = None
         self._notify = None
@@ -354,10 +355,22 @@ class Daemon:
         env["PYTHONPATH"] = install_daemon(self.daemon)
         self._t0 = time.monotonic()
         with open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env)
+            argv = self.argv()
+            if self.nofile:     # prlimit execs the daemon: same pid, the limit set before it starts
+                argv = [shutil.which("prlimit") or "/usr/bin/prlimit", "--nofile=%d:%d" % (self.nofile, self.nofile),
+                        "--"] + argv
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env)
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def vm_kib(self, field="VmHWM"):
+        """``field`` (VmRSS, VmHWM, ...) of the daemon from /proc/PID/status, in KiB."""
+        with open("/proc/%d/status" % self.proc.pid, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise RuntimeError("no %s for pid %d" % (field, self.proc.pid))
 
     def wait_ready(self, timeout=20.0):
         """Wait for READY=1 (or the process exiting: AssertionError with its stderr)."""
