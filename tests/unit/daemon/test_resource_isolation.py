@@ -221,6 +221,27 @@ def test_never_reading_ping_flooder_is_paused_and_memory_stays_bounded(broker_fa
     assert_healthy(broker, "alpha")
 
 
+def test_never_reading_info_flooder_is_paused_by_its_own_output(broker_factory):
+    """``info`` on a manifest of long names answers 15 bytes with about 11 KiB, and
+    without a rate limit nothing else (audit pressure, rate limit) slows the client:
+    only the connection's own output bound keeps 128 KiB of requests from costing the
+    daemon some 90 MiB of unsent replies."""
+    names = ["NAME_%03d_%s" % (i, "X" * 100) for i in range(100)]
+    broker = broker_factory(rate_limit=0, client_timeout=5, nofile=512)
+    broker.add_project("alpha", names)
+    before = broker.vm_kib("VmRSS")
+    conn = RawConn(broker.project_socket("alpha"))
+    try:
+        _sent, closed = _flood(conn, b'{"op":"info"}\n', 128 << 10, stall=10)
+        assert closed or _closed_by_daemon(conn)
+    finally:
+        conn.close()
+    grown = broker.vm_kib("VmHWM") - before
+    assert grown < 16 * 1024, "daemon peak RSS grew by %d KiB" % grown
+    wait_for(lambda: _connections(broker)["project_open"] == 0, timeout=30, what="the flooder's descriptor to be freed")
+    assert_healthy(broker, "alpha")
+
+
 def test_bare_newline_flooder_gets_nothing_and_is_closed_at_the_timeout(broker_factory):
     broker = broker_factory(client_timeout=3, nofile=512)
     broker.add_project("alpha")
