@@ -79,8 +79,8 @@ FD_RESERVE = FD_RESERVE_INTERNAL + MAX_ADMIN_CONNECTIONS + 4 * ACCEPT_BATCH
 LIMIT_REPORT_INTERVAL = 10.0           # seconds between refusal / accept-failure summaries
 OUTPUT_HIGH_WATER = 65536              # unsent reply bytes that stop reading from a connection
 OUTPUT_LOW_WATER = 16384               # ...and that resume it
-REPLY_BATCH_BYTES = 65536              # replies answered before the output is checked again
-PROJECT_OUTPUT_HARD_LIMIT = 262144     # unsent bytes that close a project connection
+REPLY_BATCH_BYTES = 262144             # replies to one read sent in one write; past it the output is checked
+PROJECT_OUTPUT_HARD_LIMIT = 524288     # unsent bytes that close a project connection
 # Unsent bytes that close an admin connection: room for the largest reply a client takes.
 ADMIN_OUTPUT_HARD_LIMIT = MAX_REPLY_BYTES + OUTPUT_HIGH_WATER + REPLY_BATCH_BYTES
 READ_CHUNK_BYTES = 262144              # asyncio's largest single read

@@ -144,10 +144,11 @@ class Registry:
             except OSError:
                 pass
         project.sock = None
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
         for conn in list(project.conns):
             conn.closed = True
             if conn.transport is not None:
-                conn.transport.close()
+                close_or_abort(conn)    # a client that reads nothing must not keep its descriptor
         sockets.remove(project.socket_path)
         if remove_dir:
             sockets.remove(project.link_path)
@@ -159,9 +160,10 @@ class Registry:
     def set_expected_uid(self, project, uid):
         project.expected_uid = uid
         sockets.grant_connect(project.socket_path, uid, PROJECT_SOCKET_MODE)
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
         for conn in list(project.conns):
             conn.closed = True
-            conn.transport.close()
+            close_or_abort(conn)
 
     # -- registrations file --------------------------------------------------
     def _registrations_path(self):

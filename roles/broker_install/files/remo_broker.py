@@ -190,8 +190,8 @@ module-level side effects.
         LIMIT_REPORT_INTERVAL = 10.0           # seconds between refusal / accept-failure summaries
         OUTPUT_HIGH_WATER = 65536              # unsent reply bytes that stop reading from a connection
         OUTPUT_LOW_WATER = 16384               # ...and that resume it
-        REPLY_BATCH_BYTES = 65536              # replies answered before the output is checked again
-        PROJECT_OUTPUT_HARD_LIMIT = 262144     # unsent bytes that close a project connection
+        REPLY_BATCH_BYTES = 262144             # replies to one read sent in one write; past it the output is checked
+        PROJECT_OUTPUT_HARD_LIMIT = 524288     # unsent bytes that close a project connection
         # Unsent bytes that close an admin connection: room for the largest reply a client takes.
         ADMIN_OUTPUT_HARD_LIMIT = MAX_REPLY_BYTES + OUTPUT_HIGH_WATER + REPLY_BATCH_BYTES
         READ_CHUNK_BYTES = 262144              # asyncio's largest single read
@@ -3997,10 +3997,11 @@ per ``LIMIT_REPORT_INTERVAL``, not once each.
                     except OSError:
                         pass
                 project.sock = None
+                from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
                 for conn in list(project.conns):
                     conn.closed = True
                     if conn.transport is not None:
-                        conn.transport.close()
+                        close_or_abort(conn)    # a client that reads nothing must not keep its descriptor
                 sockets.remove(project.socket_path)
                 if remove_dir:
                     sockets.remove(project.link_path)
@@ -4012,9 +4013,10 @@ per ``LIMIT_REPORT_INTERVAL``, not once each.
             def set_expected_uid(self, project, uid):
                 project.expected_uid = uid
                 sockets.grant_connect(project.socket_path, uid, PROJECT_SOCKET_MODE)
+                from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
                 for conn in list(project.conns):
                     conn.closed = True
-                    conn.transport.close()
+                    close_or_abort(conn)
 
             # -- registrations file --------------------------------------------------
             def _registrations_path(self):
@@ -4599,10 +4601,10 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m10', 3436, 179),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m11', 3618, 89),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m12', 3710, 141),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m13', 3854, 236),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 4093, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m15', 4157, 261),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m16', 4421, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m13', 3854, 238),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 4095, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m15', 4159, 261),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m16', 4423, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
