@@ -84,12 +84,24 @@ def scenario(name, run, nofile=None):
     return peak
 
 
+def _connect(path):
+    """A connection; a full accept queue (EAGAIN on a busy machine) is retried for 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return H.RawConn(path)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def flood_projects(projects, per_project, reading):
     def run(daemon):
         conns = []
         for index in range(projects):
             daemon.add_project("p%d" % index)
-            conns += [H.RawConn(daemon.project_socket("p%d" % index)) for _ in range(per_project)]
+            conns += [_connect(daemon.project_socket("p%d" % index)) for _ in range(per_project)]
         if not reading:
             _fill(conns)
         for conn in conns:
