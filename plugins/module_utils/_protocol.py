@@ -67,6 +67,26 @@ DEFAULT_RATE_BURST = 200
 AUDIT_FLUSH_INTERVAL = 0.05           # seconds between audit batches
 AUDIT_MAX_BUFFERED = 100000           # events kept in memory while the audit file fails
 
+# Connection limits and per-connection memory (docs/daemon.md#resource-limits).
+DEFAULT_MAX_PROJECT_CONNECTIONS = 256  # open connections per project socket
+DEFAULT_MAX_PEER_CONNECTIONS = 64      # open connections per client process (SO_PEERCRED pid)
+MAX_ADMIN_CONNECTIONS = 32             # open admin connections; their descriptors are always kept free
+PROJECT_CONNECTION_FLOOR = 8           # connections each project can open whatever the others hold
+FD_RESERVE_INTERNAL = 64               # stdio, epoll, audit file and pipe, state and manifest files
+ACCEPT_BATCH = 64                      # connections one socket accepts per event-loop pass
+LISTEN_BACKLOG = 1024                  # kernel queue of not yet accepted connections
+# Descriptors the daemon never gives to project connections: internal use, the admin
+# connections, and connections accepted in a burst before they are counted and refused.
+FD_RESERVE = FD_RESERVE_INTERNAL + MAX_ADMIN_CONNECTIONS + 4 * ACCEPT_BATCH
+LIMIT_REPORT_INTERVAL = 10.0           # seconds between refusal / accept-failure summaries
+OUTPUT_HIGH_WATER = 65536              # unsent reply bytes that stop reading from a connection
+OUTPUT_LOW_WATER = 16384               # ...and that resume it
+REPLY_BATCH_BYTES = 262144             # replies to one read sent in one write; past it the output is checked
+PROJECT_OUTPUT_HARD_LIMIT = 524288     # unsent bytes that close a project connection
+# Unsent bytes that close an admin connection: room for the largest reply a client takes.
+ADMIN_OUTPUT_HARD_LIMIT = MAX_REPLY_BYTES + OUTPUT_HIGH_WATER + REPLY_BATCH_BYTES
+READ_CHUNK_BYTES = 262144              # asyncio's largest single read
+
 # ---------------------------------------------------------------------------
 # Names
 # ---------------------------------------------------------------------------
@@ -112,14 +132,15 @@ E_DENIED = "denied"
 E_NOT_FOUND = "not_found"
 E_RATE_LIMITED = "rate_limited"
 E_PEER_UNEXPECTED = "peer_unexpected"
+E_TOO_MANY_CONNECTIONS = "too_many_connections"
 # Client side only: never sent by the daemon.
 E_CONNECTION_ERROR = "connection_error"
 
 ADMIN_ERROR_CODES = frozenset((E_PROTOCOL_ERROR, E_INVALID_PAYLOAD, E_PAYLOAD_TOO_LARGE,
                                E_MANIFEST_INVALID, E_MANIFEST_NOT_FOUND, E_NOT_REGISTERED,
-                               E_CONFLICT, E_INTERNAL_ERROR))
+                               E_CONFLICT, E_INTERNAL_ERROR, E_TOO_MANY_CONNECTIONS))
 PROJECT_ERROR_CODES = frozenset((E_DENIED, E_NOT_FOUND, E_RATE_LIMITED, E_PROTOCOL_ERROR,
-                                 E_INTERNAL_ERROR, E_PEER_UNEXPECTED))
+                                 E_INTERNAL_ERROR, E_PEER_UNEXPECTED, E_TOO_MANY_CONNECTIONS))
 ERROR_CODES = ADMIN_ERROR_CODES | PROJECT_ERROR_CODES
 
 # Audit decisions / outcomes
@@ -127,7 +148,8 @@ DECISION_ALLOW = "allow"
 DECISION_DENY = "deny"
 AUDIT_GENESIS = "0" * 64
 # Per-project counters reported by `status`.
-COUNTER_NAMES = ("allowed", "denied", "not_found", "rate_limited", "peer_unexpected", "protocol_error")
+COUNTER_NAMES = ("allowed", "denied", "not_found", "rate_limited", "peer_unexpected", "protocol_error",
+                 "connections_refused")
 
 # ---------------------------------------------------------------------------
 # CLI exit codes (remo_broker.py client commands)

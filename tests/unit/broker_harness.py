@@ -38,9 +38,10 @@ DAEMON = os.path.join(COLLECTION_ROOT, "roles", "broker_install", "files", "remo
 # Reply codes as docs/protocol.md lists them.  Written here, not taken from _protocol.py,
 # so the tests check the daemon against the documented contract.
 PROJECT_CODES = frozenset(("denied", "not_found", "rate_limited", "protocol_error", "internal_error",
-                           "peer_unexpected"))
+                           "peer_unexpected", "too_many_connections"))
 ADMIN_CODES = frozenset(("protocol_error", "invalid_payload", "payload_too_large", "manifest_invalid",
-                         "manifest_not_found", "not_registered", "conflict", "internal_error"))
+                         "manifest_not_found", "not_registered", "conflict", "internal_error",
+                         "too_many_connections"))
 PROJECT_LIMIT = 65536
 ADMIN_LIMIT = 1048576
 
@@ -259,6 +260,17 @@ def pss_kib(pid):
     raise RuntimeError("no Pss for pid %d" % pid)
 
 
+def acl_users(path):
+    """{uid: permission bits} of the ``user:UID`` entries in the POSIX ACL of ``path``."""
+    import struct
+    try:
+        raw = os.getxattr(path, "system.posix_acl_access", follow_symlinks=False)
+    except OSError:
+        return {}
+    entries = struct.iter_unpack("<HHI", raw[4:])
+    return {ident: perm for tag, perm, ident in entries if tag == 0x02}
+
+
 _INSTALLED = {}
 
 
@@ -295,7 +307,7 @@ def install_daemon(source=None):
 class Daemon:
     """``remo_broker serve`` in BASE/{run,state,log}, started as the unit starts it."""
 
-    def __init__(self, base, extra_args=(), env=None, rate_limit=None, client_timeout=None, daemon=None):
+    def __init__(self, base, extra_args=(), env=None, rate_limit=None, client_timeout=None, daemon=None, nofile=None):
         self.base = str(base)
         self.run_dir = os.path.join(self.base, "run")
         self.state_dir = os.path.join(self.base, "state")
@@ -310,6 +322,7 @@ class Daemon:
         self.extra_args = list(extra_args)
         self.env = env
         self.daemon = daemon or DAEMON
+        self.nofile = nofile        # RLIMIT_NOFILE (soft and hard) to start the daemon with
         self.proc = None
         self.ready_seconds = None
         self._notify = None
@@ -353,10 +366,22 @@ class Daemon:
         env["PYTHONPATH"] = install_daemon(self.daemon)
         self._t0 = time.monotonic()
         with open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env)
+            argv = self.argv()
+            if self.nofile:     # prlimit execs the daemon: same pid, the limit set before it starts
+                argv = [shutil.which("prlimit") or "/usr/bin/prlimit", "--nofile=%d:%d" % (self.nofile, self.nofile),
+                        "--"] + argv
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env)
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def vm_kib(self, field="VmHWM"):
+        """``field`` (VmRSS, VmHWM, ...) of the daemon from /proc/PID/status, in KiB."""
+        with open("/proc/%d/status" % self.proc.pid, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise RuntimeError("no %s for pid %d" % (field, self.proc.pid))
 
     def wait_ready(self, timeout=20.0):
         """Wait for READY=1 (or the process exiting: AssertionError with its stderr)."""

@@ -122,6 +122,7 @@ class AdminRequests:
             raise self._admin_protocol_error(conn, "request is not valid JSON", t0) from None
         if not isinstance(req, dict):
             raise self._admin_protocol_error(conn, "request is not a JSON object", t0)
+        conn.last = time.monotonic()
         op = req.get("op")
         handler = self._admin_ops.get(op) if isinstance(op, str) else None
         if handler is None:
@@ -160,6 +161,7 @@ class AdminRequests:
             "projects": [p.describe() for p in self.projects.values()],
             "audit": self.audit.status(),
             "rate_limit": {"rps": self.rate, "burst": self.burst},
+            "connections": self.limits.status(self.projects),
             "hardening": self.hardening,
         }, None
 
@@ -346,7 +348,7 @@ class AdminRequests:
                 if conn.transport is None or conn.transport.is_closing():
                     project.watchers.discard(conn)
                     continue
-                conn.transport.write(line)
+                conn.send_event(line)
 
     _admin_ops = {
         OP_PING: op_ping,

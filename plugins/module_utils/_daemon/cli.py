@@ -29,6 +29,8 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DEFAULT_CLIENT_TIMEOUT,
     DEFAULT_RATE_BURST,
     DEFAULT_RATE_LIMIT,
+    DEFAULT_MAX_PEER_CONNECTIONS,
+    DEFAULT_MAX_PROJECT_CONNECTIONS,
     DEFAULT_RUN_DIR,
     DEFAULT_SERVER_CLIENT_TIMEOUT,
     DEFAULT_STATE_DIR,
@@ -231,6 +233,13 @@ def cmd_validate_manifest(args):
     return EXIT_OK
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
 def _parse_since(text):
     import datetime
     m = re.fullmatch(r"(\d+)([smhd])", text)
@@ -333,6 +342,10 @@ def build_parser():
     p.add_argument("--client-timeout", type=float, default=DEFAULT_SERVER_CLIENT_TIMEOUT,
                    help="close clients without a complete request line after this many seconds (default: %g)"
                    % DEFAULT_SERVER_CLIENT_TIMEOUT)
+    p.add_argument("--max-project-connections", type=_positive_int, default=DEFAULT_MAX_PROJECT_CONNECTIONS,
+                   help="open connections per project socket (default: %d)" % DEFAULT_MAX_PROJECT_CONNECTIONS)
+    p.add_argument("--max-peer-connections", type=_positive_int, default=DEFAULT_MAX_PEER_CONNECTIONS,
+                   help="open connections per client process (default: %d)" % DEFAULT_MAX_PEER_CONNECTIONS)
     p.add_argument("--log-level", choices=sorted(LOG_LEVELS, key=LOG_LEVELS.get), default="info", help="stderr log level")
 
     add("status", cmd_status, "show daemon status (never values)")

@@ -42,8 +42,8 @@ class ProjectRequests:
         """The reply to one request line (b"" for a blank line); raises CloseAfter to close."""
         t0 = time.perf_counter()
         project = conn.project
+        now = time.monotonic()
         if self.rate > 0:
-            now = time.monotonic()
             tokens = project.tokens
             if tokens is None:
                 tokens = self.burst
@@ -63,6 +63,7 @@ class ProjectRequests:
             req = self._parse_project(conn, line, t0)
             if req is None:
                 return b""
+        conn.last = now     # a request past the rate limit: the client is not idle
         op = req.get("op")
         if op == "get":
             name = req.get("name")

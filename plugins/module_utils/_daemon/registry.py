@@ -23,8 +23,10 @@ from ansible_collections.remo.broker.plugins.module_utils._manifest import (
     load_manifest,
 )
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+    ACCEPT_BATCH,
     COUNTER_NAMES,
     DAEMON_VERSION,
+    LISTEN_BACKLOG,
     PROJECT_SOCKET_MODE,
     PROTOCOL_VERSION,
     REGISTRATIONS_FILE_NAME,
@@ -133,7 +135,8 @@ class Registry:
         loop = self.loop
 
         async def _serve():
-            server = await loop.create_unix_server(lambda: Connection(self, project), sock=sock, backlog=1024)
+            server = await loop.create_unix_server(lambda: Connection(self, project), sock=sock, backlog=ACCEPT_BATCH)
+            sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
             if self.projects.get(project.name) is not project or self.draining:
                 server.close()
             else:
@@ -151,10 +154,11 @@ class Registry:
             except OSError:
                 pass
         project.sock = None
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
         for conn in list(project.conns):
             conn.closed = True
             if conn.transport is not None:
-                conn.transport.close()
+                close_or_abort(conn)    # a client that reads nothing must not keep its descriptor
         sockets.remove(project.socket_path)
         if remove_dir:
             sockets.remove(project.link_path)
@@ -165,10 +169,11 @@ class Registry:
 
     def set_expected_uid(self, project, uid):
         project.expected_uid = uid
-        sockets.chown(project.socket_path, uid)
+        sockets.grant_connect(project.socket_path, uid, PROJECT_SOCKET_MODE)
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
         for conn in list(project.conns):
             conn.closed = True
-            conn.transport.close()
+            close_or_abort(conn)
 
     # -- registrations file --------------------------------------------------
     def _registrations_path(self):

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -16,7 +17,8 @@ import time
 from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests import AdminRequests
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
-from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection
+from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection, close_or_abort
+from ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits import ConnectionLimits
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import (
     harden_process,
     log,
@@ -30,8 +32,11 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import
 from ansible_collections.remo.broker.plugins.module_utils._daemon.sockets import bind_unix, remove
 from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+    ACCEPT_BATCH,
     ADMIN_SOCKET_MODE,
     AUDIT_DIR_MODE,
+    DEFAULT_MAX_PEER_CONNECTIONS,
+    DEFAULT_MAX_PROJECT_CONNECTIONS,
     DRAIN_TIMEOUT,
     E_INTERNAL_ERROR,
     E_MANIFEST_INVALID,
@@ -40,6 +45,7 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     EXIT_CONNECT,
     EXIT_OK,
     EXIT_USAGE,
+    LISTEN_BACKLOG,
     RUN_DIR_MODE,
     STATE_DIR_MODE,
     admin_socket_path,
@@ -73,6 +79,8 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.peer_unexpected_reply = err(E_PEER_UNEXPECTED, "peer uid is not the expected uid of this project socket")
         self.internal_error_reply = err(E_INTERNAL_ERROR, "internal error (logged by type only)")
         self.hardening = {}
+        self.limits = ConnectionLimits(getattr(args, "max_project_connections", DEFAULT_MAX_PROJECT_CONNECTIONS),
+                                       getattr(args, "max_peer_connections", DEFAULT_MAX_PEER_CONNECTIONS))
         self._stop_future = None
         # raw project request line -> parsed request, for flat objects of short strings only
         # (project lines carry names, never values; admin lines are never cached)
@@ -102,12 +110,14 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         import asyncio
         import signal
         self.loop = loop = asyncio.get_running_loop()
-        loop.set_exception_handler(_loop_exception_handler)
+        loop.set_exception_handler(self._loop_exception)
         self.started = time.monotonic()
         self.audit.attach(loop, self._audit_pressure)
         self.admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(),
                                     refuse_live=True)
-        self.admin_server = await loop.create_unix_server(lambda: Connection(self, None), sock=self.admin_sock, backlog=1024)
+        self.admin_server = await loop.create_unix_server(lambda: Connection(self, None), sock=self.admin_sock,
+                                                          backlog=ACCEPT_BATCH)
+        self.admin_sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
         self.restore_registrations()
         self._stop_future = loop.create_future()
         loop.add_signal_handler(signal.SIGTERM, self._request_stop, "SIGTERM")
@@ -162,9 +172,10 @@ class Broker(Registry, ProjectRequests, AdminRequests):
                 try:
                     conn.transport.write(err(E_PROTOCOL_ERROR, "no complete request within %gs" % timeout,
                                              {"reason": "timeout"}))
-                    conn.transport.close()
+                    close_or_abort(conn)
                 except (OSError, RuntimeError, AttributeError):
                     pass
+        self.limits.report_due(self)
         if not self.draining:
             self.loop.call_later(min(1.0, max(0.05, timeout / 4)), self._sweep)
 
@@ -200,6 +211,20 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         remove(admin_socket_path(self.run_dir))
         self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
         log("info", "stopped")
+
+
+    def _loop_exception(self, loop, context):
+        exc = context.get("exception")
+        # asyncio's accept loop reports EMFILE/ENFILE once per pending connection and retries
+        # every second: count them, warn once per LIMIT_REPORT_INTERVAL.
+        if isinstance(exc, OSError) and exc.errno in _ACCEPT_RESOURCE_ERRNOS \
+                and str(context.get("message", "")).startswith("socket.accept()"):
+            self.limits.note_accept_failure(exc)
+            return
+        _loop_exception_handler(loop, context)
+
+
+_ACCEPT_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def _loop_exception_handler(loop, context):

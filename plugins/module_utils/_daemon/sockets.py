@@ -15,9 +15,11 @@ symlink to the socket for host-side tools.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
+import struct
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
 from ansible_collections.remo.broker.plugins.module_utils._protocol import PROJECT_DIR_MODE, PROJECTS_DIR_MODE
@@ -26,6 +28,7 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import PROJE
 def bind_unix(path, mode, uid=None, gid=None, refuse_live=False):
     """A listening, non-blocking AF_UNIX socket at ``path`` (a stale socket is replaced).
 
+    ``uid``: the one other account allowed to connect (:func:`grant_connect`).
     ``refuse_live``: raise OSError when another process still answers on ``path``.
     """
     try:
@@ -42,7 +45,8 @@ def bind_unix(path, mode, uid=None, gid=None, refuse_live=False):
     try:
         sock.bind(path)
         os.chmod(path, mode)
-        chown(path, uid, gid)
+        chown(path, None, gid)
+        grant_connect(path, uid, mode)
         sock.listen(1024)
         sock.setblocking(False)
     except BaseException:
@@ -63,9 +67,49 @@ def _answers(path):
         probe.close()
 
 
+# POSIX ACL xattr (linux/posix_acl_xattr.h): version 2, then (tag u16, perm u16, id u32).
+_ACL_VERSION = 2
+_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
+_ACL_UNDEFINED_ID = 0xFFFFFFFF
+
+
+def grant_connect(path, uid, mode):
+    """Let ``uid`` connect to the socket at ``path`` without handing it the file.
+
+    A POSIX ACL entry ``user:UID:rw`` needs no capability (the daemon owns the
+    socket), so the unit keeps no CAP_CHOWN. Where the file system has no ACLs the
+    socket is chowned to ``uid`` instead (root or CAP_CHOWN). The daemon still
+    checks SO_PEERCRED on every connection.
+    """
+    if uid is None or uid == os.geteuid():
+        try:
+            os.removexattr(path, "system.posix_acl_access", follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.ENODATA, errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise
+        return
+    rw = 6
+    acl = struct.pack("<I", _ACL_VERSION) + b"".join(struct.pack("<HHI", tag, perm, ident) for tag, perm, ident in (
+        (_ACL_USER_OBJ, (mode >> 6) & 7, _ACL_UNDEFINED_ID),
+        (_ACL_USER, rw, uid),
+        (_ACL_GROUP_OBJ, (mode >> 3) & 7, _ACL_UNDEFINED_ID),
+        (_ACL_MASK, rw | ((mode >> 3) & 7), _ACL_UNDEFINED_ID),
+        (_ACL_OTHER, mode & 7, _ACL_UNDEFINED_ID)))
+    try:
+        os.setxattr(path, "system.posix_acl_access", acl, follow_symlinks=False)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+    chown(path, uid)
+
+
 def chown(path, uid=None, gid=None):
     """chown when it changes something; a daemon without CAP_CHOWN logs and goes on."""
     if (uid is None or uid == os.geteuid()) and gid is None:
+        return
+    st = os.lstat(path)
+    if (uid is None or uid == st.st_uid) and (gid is None or gid == st.st_gid):
         return
     try:
         os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid, follow_symlinks=False)

@@ -178,6 +178,26 @@ module-level side effects.
         AUDIT_FLUSH_INTERVAL = 0.05           # seconds between audit batches
         AUDIT_MAX_BUFFERED = 100000           # events kept in memory while the audit file fails
 
+        # Connection limits and per-connection memory (docs/daemon.md#resource-limits).
+        DEFAULT_MAX_PROJECT_CONNECTIONS = 256  # open connections per project socket
+        DEFAULT_MAX_PEER_CONNECTIONS = 64      # open connections per client process (SO_PEERCRED pid)
+        MAX_ADMIN_CONNECTIONS = 32             # open admin connections; their descriptors are always kept free
+        PROJECT_CONNECTION_FLOOR = 8           # connections each project can open whatever the others hold
+        FD_RESERVE_INTERNAL = 64               # stdio, epoll, audit file and pipe, state and manifest files
+        ACCEPT_BATCH = 64                      # connections one socket accepts per event-loop pass
+        LISTEN_BACKLOG = 1024                  # kernel queue of not yet accepted connections
+        # Descriptors the daemon never gives to project connections: internal use, the admin
+        # connections, and connections accepted in a burst before they are counted and refused.
+        FD_RESERVE = FD_RESERVE_INTERNAL + MAX_ADMIN_CONNECTIONS + 4 * ACCEPT_BATCH
+        LIMIT_REPORT_INTERVAL = 10.0           # seconds between refusal / accept-failure summaries
+        OUTPUT_HIGH_WATER = 65536              # unsent reply bytes that stop reading from a connection
+        OUTPUT_LOW_WATER = 16384               # ...and that resume it
+        REPLY_BATCH_BYTES = 262144             # replies to one read sent in one write; past it the output is checked
+        PROJECT_OUTPUT_HARD_LIMIT = 524288     # unsent bytes that close a project connection
+        # Unsent bytes that close an admin connection: room for the largest reply a client takes.
+        ADMIN_OUTPUT_HARD_LIMIT = MAX_REPLY_BYTES + OUTPUT_HIGH_WATER + REPLY_BATCH_BYTES
+        READ_CHUNK_BYTES = 262144              # asyncio's largest single read
+
         # ---------------------------------------------------------------------------
         # Names
         # ---------------------------------------------------------------------------
@@ -223,14 +243,15 @@ module-level side effects.
         E_NOT_FOUND = "not_found"
         E_RATE_LIMITED = "rate_limited"
         E_PEER_UNEXPECTED = "peer_unexpected"
+        E_TOO_MANY_CONNECTIONS = "too_many_connections"
         # Client side only: never sent by the daemon.
         E_CONNECTION_ERROR = "connection_error"
 
         ADMIN_ERROR_CODES = frozenset((E_PROTOCOL_ERROR, E_INVALID_PAYLOAD, E_PAYLOAD_TOO_LARGE,
                                        E_MANIFEST_INVALID, E_MANIFEST_NOT_FOUND, E_NOT_REGISTERED,
-                                       E_CONFLICT, E_INTERNAL_ERROR))
+                                       E_CONFLICT, E_INTERNAL_ERROR, E_TOO_MANY_CONNECTIONS))
         PROJECT_ERROR_CODES = frozenset((E_DENIED, E_NOT_FOUND, E_RATE_LIMITED, E_PROTOCOL_ERROR,
-                                         E_INTERNAL_ERROR, E_PEER_UNEXPECTED))
+                                         E_INTERNAL_ERROR, E_PEER_UNEXPECTED, E_TOO_MANY_CONNECTIONS))
         ERROR_CODES = ADMIN_ERROR_CODES | PROJECT_ERROR_CODES
 
         # Audit decisions / outcomes
@@ -238,7 +259,8 @@ module-level side effects.
         DECISION_DENY = "deny"
         AUDIT_GENESIS = "0" * 64
         # Per-project counters reported by `status`.
-        COUNTER_NAMES = ("allowed", "denied", "not_found", "rate_limited", "peer_unexpected", "protocol_error")
+        COUNTER_NAMES = ("allowed", "denied", "not_found", "rate_limited", "peer_unexpected", "protocol_error",
+                         "connections_refused")
 
         # ---------------------------------------------------------------------------
         # CLI exit codes (remo_broker.py client commands)
@@ -2141,6 +2163,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                     raise self._admin_protocol_error(conn, "request is not valid JSON", t0) from None
                 if not isinstance(req, dict):
                     raise self._admin_protocol_error(conn, "request is not a JSON object", t0)
+                conn.last = time.monotonic()
                 op = req.get("op")
                 handler = self._admin_ops.get(op) if isinstance(op, str) else None
                 if handler is None:
@@ -2179,6 +2202,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                     "projects": [p.describe() for p in self.projects.values()],
                     "audit": self.audit.status(),
                     "rate_limit": {"rps": self.rate, "burst": self.burst},
+                    "connections": self.limits.status(self.projects),
                     "hardening": self.hardening,
                 }, None
 
@@ -2365,7 +2389,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                         if conn.transport is None or conn.transport.is_closing():
                             project.watchers.discard(conn)
                             continue
-                        conn.transport.write(line)
+                        conn.send_event(line)
 
             _admin_ops = {
                 OP_PING: op_ping,
@@ -3148,6 +3172,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             DEFAULT_CLIENT_TIMEOUT,
             DEFAULT_RATE_BURST,
             DEFAULT_RATE_LIMIT,
+            DEFAULT_MAX_PEER_CONNECTIONS,
+            DEFAULT_MAX_PROJECT_CONNECTIONS,
             DEFAULT_RUN_DIR,
             DEFAULT_SERVER_CLIENT_TIMEOUT,
             DEFAULT_STATE_DIR,
@@ -3350,6 +3376,13 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             return EXIT_OK
         #
 
+        def _positive_int(text):
+            value = int(text)
+            if value < 1:
+                raise ValueError(text)
+            return value
+        #
+
         def _parse_since(text):
             import datetime
             m = re.fullmatch(r"(\d+)([smhd])", text)
@@ -3452,6 +3485,10 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             p.add_argument("--client-timeout", type=float, default=DEFAULT_SERVER_CLIENT_TIMEOUT,
                            help="close clients without a complete request line after this many seconds (default: %g)"
                            % DEFAULT_SERVER_CLIENT_TIMEOUT)
+            p.add_argument("--max-project-connections", type=_positive_int, default=DEFAULT_MAX_PROJECT_CONNECTIONS,
+                           help="open connections per project socket (default: %d)" % DEFAULT_MAX_PROJECT_CONNECTIONS)
+            p.add_argument("--max-peer-connections", type=_positive_int, default=DEFAULT_MAX_PEER_CONNECTIONS,
+                           help="open connections per client process (default: %d)" % DEFAULT_MAX_PEER_CONNECTIONS)
             p.add_argument("--log-level", choices=sorted(LOG_LEVELS, key=LOG_LEVELS.get), default="info", help="stderr log level")
 
             add("status", cmd_status, "show daemon status (never values)")
@@ -3515,7 +3552,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
-        """One client connection (admin or project): line framing, size limits, one write per read."""
+        """One client connection (admin or project): line framing, size limits, output backpressure."""
         #
         #
 
@@ -3529,11 +3566,17 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+            ADMIN_OUTPUT_HARD_LIMIT,
             DECISION_DENY,
             E_PEER_UNEXPECTED,
             E_PROTOCOL_ERROR,
             MAX_ADMIN_MESSAGE_BYTES,
             MAX_PROJECT_MESSAGE_BYTES,
+            OUTPUT_HIGH_WATER,
+            OUTPUT_LOW_WATER,
+            PROJECT_OUTPUT_HARD_LIMIT,
+            READ_CHUNK_BYTES,
+            REPLY_BATCH_BYTES,
         )
         #
 
@@ -3541,10 +3584,14 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             """asyncio.Protocol for one client connection (admin when ``project`` is None).
 
     Every complete line in one ``data_received`` is handled in order and the replies
-    go out in ONE ``transport.write``.
+    go out in one ``transport.write`` per REPLY_BATCH_BYTES. Output backpressure
+    (docs/daemon.md#per-connection-memory): past OUTPUT_HIGH_WATER unsent bytes the
+    connection stops reading and keeps its unanswered lines until the client reads;
+    past the hard limit it is closed.
     """
 
-            __slots__ = ("broker", "project", "transport", "buf", "limit", "pid", "uid", "peer", "last", "watching", "closed")
+            __slots__ = ("broker", "project", "transport", "buf", "limit", "pid", "uid", "peer", "last", "watching", "closed",
+                         "admitted", "held", "output_paused", "hard_limit")
 
             def __init__(self, broker, project):
                 self.broker = broker
@@ -3552,12 +3599,16 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.transport = None
                 self.buf = b""
                 self.limit = MAX_PROJECT_MESSAGE_BYTES if project is not None else MAX_ADMIN_MESSAGE_BYTES
+                self.hard_limit = PROJECT_OUTPUT_HARD_LIMIT if project is not None else ADMIN_OUTPUT_HARD_LIMIT
                 self.pid = None
                 self.uid = None
                 self.peer = (None, None)
                 self.last = 0.0
                 self.watching = False
                 self.closed = False
+                self.admitted = False
+                self.held = False           # buf holds complete lines waiting for output room
+                self.output_paused = False
 
             # asyncio.Protocol interface (duck-typed: asyncio only calls these methods)
             def connection_made(self, transport):
@@ -3574,15 +3625,28 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.peer = (self.pid, self.uid)
                 project = self.project
                 if project is not None:
-                    project.conns.add(self)
-                    if broker.audit.paused:
-                        transport.pause_reading()
                     if project.expected_uid is not None and self.uid != project.expected_uid:
                         self._refuse_peer(broker.peer_unexpected_reply, None)
                         return
                     if project.attestation is not None and not peer_in_container(sock, self.pid, project.attestation):
                         self._refuse_peer(NOT_IN_CONTAINER_REPLY, {"reason": "not_in_container"})
                         return
+                refused = broker.limits.check(self, broker.projects)
+                if refused is not None:
+                    if project is not None:
+                        project.counters["connections_refused"] += 1
+                    broker.limits.note_refusal(broker, self, refused[0])
+                    self.closed = True
+                    transport.write(broker.limits.refusal_reply(self, *refused))
+                    transport.close()
+                    return
+                self.admitted = True
+                broker.limits.opened(self)
+                transport.set_write_buffer_limits(OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER)
+                if project is not None:
+                    project.conns.add(self)
+                    if broker.audit.paused:
+                        transport.pause_reading()
                 if broker.draining:
                     self.closed = True
                     transport.close()
@@ -3599,22 +3663,45 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             def connection_lost(self, exc):
                 self.closed = True
                 self.broker.conns.discard(self)
+                if self.admitted:
+                    self.admitted = False
+                    self.broker.limits.closed(self)
                 project = self.project
                 if project is not None:
                     project.conns.discard(self)
                     project.watchers.discard(self)
 
             def pause_writing(self):
-                pass
+                """More than OUTPUT_HIGH_WATER unsent: read nothing more until the client reads."""
+                self.output_paused = True
+                if not self.closed:
+                    self.transport.pause_reading()
 
             def resume_writing(self):
-                pass
+                self.output_paused = False
+                if self.closed:
+                    return
+                if self.held:
+                    held, self.buf, self.held = self.buf, b"", False
+                    self.data_received(held)
+                    if self.closed or self.output_paused:
+                        return
+                if not (self.project is not None and self.broker.audit.paused):
+                    self.transport.resume_reading()
 
             def eof_received(self):
                 return False
 
             def data_received(self, data):
                 if self.closed:
+                    return
+                if self.held or self.output_paused:
+                    # Reading was resumed elsewhere (audit backpressure) while output waits.
+                    self.buf += data
+                    self.held = self.held or b"\n" in data
+                    self.transport.pause_reading()
+                    if len(self.buf) > self.limit + 2 * READ_CHUNK_BYTES:
+                        self._fail_close(b"", "client sends without reading replies", "output_backlog")
                     return
                 buf = self.buf + data if self.buf else data
                 if b"\n" not in data:
@@ -3625,11 +3712,15 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                     return
                 lines = buf.split(b"\n")
                 self.buf = lines.pop()
-                self.last = time.monotonic()
                 out = []
+                size = 0
                 handler = self.broker.handle_project if self.project is not None else self.broker.handle_admin
                 limit = self.limit
+                index = 0
                 for line in lines:
+                    index += 1
+                    if not line:
+                        continue    # a bare newline is no request: no reply, no token, no idle reset
                     if len(line) > limit:
                         self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
                         return
@@ -3647,17 +3738,53 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         reply = self.broker.internal_error_reply
                     if reply:
                         out.append(reply)
+                        size += len(reply)
+                        if size >= REPLY_BATCH_BYTES:
+                            if not self._write(out) or self.output_paused:
+                                if not self.closed and index < len(lines):
+                                    # Keep the unanswered lines (at most one read) until the client reads.
+                                    lines.append(self.buf)
+                                    self.buf = b"\n".join(lines[index:])
+                                    self.held = True
+                                return
+                            out = []
+                            size = 0
                 if len(self.buf) > limit:
                     self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
                     return
                 if out:
-                    self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+                    self._write(out)
                 audit = self.broker.audit
                 if len(audit.queue) >= AUDIT_BATCH:
                     audit.pump()
                 if self.broker.draining and not self.watching and not self.buf:
                     self.closed = True
                     self.transport.close()
+
+            def _write(self, out):
+                """Send ``out`` (reply lines); False when that passed the hard limit and closed."""
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+                if self.output_paused and self.transport.get_write_buffer_size() > self.hard_limit:
+                    self._close_backlogged()
+                    return False
+                return True
+
+            def send_event(self, line):
+                """A pushed line (watch event): the same hard limit as replies."""
+                self.transport.write(line)
+                if self.output_paused and self.transport.get_write_buffer_size() > self.hard_limit:
+                    self._close_backlogged()
+
+            def _close_backlogged(self):
+                project = self.project
+                if project is not None:
+                    project.counters["protocol_error"] += 1
+                self.broker.audit.emit(audit_event("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
+                                                   DECISION_DENY, None, self.peer, 0, {"reason": "output_backlog"}))
+                self.closed = True
+                self.buf = b""
+                self.held = False
+                self.transport.abort()   # the client reads nothing: dropping its backlog is the point
 
             def _fail_close(self, prefix, message, reason):
                 project = self.project
@@ -3667,11 +3794,202 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                                                    DECISION_DENY, None, self.peer, 0))
                 self.closed = True
                 self.buf = b""
+                self.held = False
                 self.transport.write(prefix + err(E_PROTOCOL_ERROR, message, {"reason": reason}))
-                self.transport.close()
+                close_or_abort(self)
+        #
+
+        def close_or_abort(conn):
+            """Close after the pending output, or at once when the client is not reading it."""
+            if conn.output_paused:
+                conn.transport.abort()
+            else:
+                conn.transport.close()
 
     # ------------------------------------------------------------------------
-    class _m11:  # plugins/module_utils/_daemon/peer_attestation.py
+    class _m11:  # plugins/module_utils/_daemon/connection_limits.py
+        # -*- coding: utf-8 -*-
+        # Copyright (c) remo.broker contributors
+        # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+        #
+        # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+        # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+        """Who may open one more connection, and bounded reports of who may not (docs/daemon.md).
+
+Descriptors come from RLIMIT_NOFILE. ``FD_RESERVE`` of them never go to project
+connections, so the admin socket always answers; every project keeps
+``PROJECT_CONNECTION_FLOOR`` connections the others cannot take; a project and a client
+process each have their own cap. A refused connection gets one ``too_many_connections``
+line and is closed; refusals and accept failures are logged and audited as one summary
+per ``LIMIT_REPORT_INTERVAL``, not once each.
+"""
+        #
+        #
+
+        import os
+        import time
+
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import err
+        from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+            DECISION_DENY,
+            E_TOO_MANY_CONNECTIONS,
+            FD_RESERVE,
+            LIMIT_REPORT_INTERVAL,
+            MAX_ADMIN_CONNECTIONS,
+            PROJECT_CONNECTION_FLOOR,
+        )
+        #
+
+        def descriptor_limit():
+            """The soft RLIMIT_NOFILE, raised to the hard limit when allowed (the unit sets both)."""
+            import resource
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if hard != resource.RLIM_INFINITY and soft < hard:
+                try:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+                    soft = hard
+                except (OSError, ValueError):
+                    pass    # the unit's syscall filter refuses setrlimit; LimitNOFILE set both
+            return soft if soft != resource.RLIM_INFINITY else 1 << 20
+        #
+
+        class ConnectionLimits:
+            """Open-connection accounting for one Broker."""
+
+            def __init__(self, max_project, max_peer, nofile=None):
+                self.nofile = descriptor_limit() if nofile is None else nofile
+                self.max_project = max_project
+                self.max_peer = max_peer
+                self.by_pid = {}
+                self.project_open = 0
+                self.admin_open = 0
+                self.refused = 0
+                self.pending = {}          # project name (None: admin) -> [refusals not yet reported, window start, reason]
+                self.accept_failures = 0
+                self._accept_pending = [0, 0.0, None]
+
+            def project_budget(self, nprojects):
+                """Descriptors project connections may hold (one more per project for its listener)."""
+                return max(0, self.nofile - FD_RESERVE - nprojects)
+
+            def check(self, conn, projects):
+                """None when ``conn`` may stay open, else (scope, limit) of the limit it passes."""
+                pid = conn.pid
+                if pid is not None and self.by_pid.get(pid, 0) >= self.max_peer:
+                    return "peer", self.max_peer
+                project = conn.project
+                if project is None:
+                    if self.admin_open >= MAX_ADMIN_CONNECTIONS:
+                        return "admin", MAX_ADMIN_CONNECTIONS
+                    return None
+                held = len(project.conns)
+                budget = self.project_budget(len(projects))
+                cap = min(self.max_project, budget)
+                if held >= cap:
+                    return "project", cap
+                if held >= PROJECT_CONNECTION_FLOOR:
+                    # Above its floor a project may only use what the others' floors leave free.
+                    unused_floors = 0
+                    for other in projects.values():
+                        if len(other.conns) < PROJECT_CONNECTION_FLOOR:
+                            unused_floors += PROJECT_CONNECTION_FLOOR - len(other.conns)
+                    if self.project_open + unused_floors >= budget:
+                        return "daemon", budget
+                return None
+
+            def opened(self, conn):
+                if conn.pid is not None:
+                    self.by_pid[conn.pid] = self.by_pid.get(conn.pid, 0) + 1
+                if conn.project is None:
+                    self.admin_open += 1
+                else:
+                    self.project_open += 1
+
+            def closed(self, conn):
+                pid = conn.pid
+                if pid is not None:
+                    left = self.by_pid.get(pid, 1) - 1
+                    if left > 0:
+                        self.by_pid[pid] = left
+                    else:
+                        self.by_pid.pop(pid, None)
+                if conn.project is None:
+                    self.admin_open -= 1
+                else:
+                    self.project_open -= 1
+
+            def refusal_reply(self, conn, scope, limit):
+                self.refused += 1
+                what = {"peer": "process %s" % conn.pid, "admin": "the admin socket", "daemon": "all projects together"}
+                where = what.get(scope, "project %s" % (conn.project.name if conn.project is not None else None))
+                return err(E_TOO_MANY_CONNECTIONS, "%s already has %d open connection(s), the limit; close one and retry"
+                           % (where, limit), {"scope": scope, "limit": limit})
+
+            def note_refusal(self, broker, conn, scope):
+                """Count a refusal; log and audit it now only when its window has no report yet."""
+                key = conn.project.name if conn.project is not None else None
+                now = time.monotonic()
+                entry = self.pending.get(key)
+                if entry is None or now - entry[1] >= LIMIT_REPORT_INTERVAL:
+                    refused = 1 + (entry[0] if entry is not None else 0)
+                    self.pending[key] = [0, now, scope]
+                    self._report(broker, key, refused, scope, conn.peer)
+                else:
+                    entry[0] += 1
+                    entry[2] = scope
+
+            def note_accept_failure(self, exc):
+                """asyncio's accept loop hit EMFILE/ENFILE/ENOBUFS/ENOMEM: one warning per interval."""
+                self.accept_failures += 1
+                entry = self._accept_pending
+                now = time.monotonic()
+                entry[2] = exc
+                if entry[1] and now - entry[1] < LIMIT_REPORT_INTERVAL:
+                    entry[0] += 1
+                    return
+                self._log_accept_failures(entry[0] + 1, exc)
+                entry[0], entry[1] = 0, now
+
+            def report_due(self, broker):
+                """From the idle sweep: summaries of windows that ended with unreported counts."""
+                now = time.monotonic()
+                for key, entry in list(self.pending.items()):
+                    if now - entry[1] < LIMIT_REPORT_INTERVAL:
+                        continue
+                    if entry[0]:
+                        self._report(broker, key, entry[0], entry[2], (None, None))
+                        entry[0], entry[1] = 0, now
+                    else:
+                        del self.pending[key]
+                entry = self._accept_pending
+                if entry[0] and now - entry[1] >= LIMIT_REPORT_INTERVAL:
+                    self._log_accept_failures(entry[0], entry[2])
+                    entry[0], entry[1] = 0, now
+
+            @staticmethod
+            def _report(broker, key, refused, scope, peer):
+                log("warning", "%s: refused %d connection(s) over the %s connection limit"
+                    % ("project %s" % key if key is not None else "admin socket", refused, scope))
+                broker.audit.emit(audit_event("connect", key, E_TOO_MANY_CONNECTIONS, DECISION_DENY, None, peer, 0,
+                                              {"refused": refused, "scope": scope}))
+
+            @staticmethod
+            def _log_accept_failures(count, exc):
+                name = os.strerror(exc.errno) if getattr(exc, "errno", None) else type(exc).__name__
+                log("warning", "cannot accept connections (%s): %d failure(s); retrying every second" % (name, count))
+
+            def status(self, projects):
+                budget = self.project_budget(len(projects))
+                return {"open": self.admin_open + self.project_open, "admin_open": self.admin_open,
+                        "project_open": self.project_open, "descriptor_limit": self.nofile, "project_budget": budget,
+                        "max_project": min(self.max_project, budget), "max_peer": self.max_peer,
+                        "max_admin": MAX_ADMIN_CONNECTIONS, "refused": self.refused, "accept_failures": self.accept_failures}
+
+    # ------------------------------------------------------------------------
+    class _m12:  # plugins/module_utils/_daemon/peer_attestation.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3822,7 +4140,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             return {"container_id": cid, "hierarchy": hierarchy, "cgroup": cgroup}
 
     # ------------------------------------------------------------------------
-    class _m12:  # plugins/module_utils/_daemon/process.py
+    class _m13:  # plugins/module_utils/_daemon/process.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3914,7 +4232,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 pass
 
     # ------------------------------------------------------------------------
-    class _m13:  # plugins/module_utils/_daemon/project_requests.py
+    class _m14:  # plugins/module_utils/_daemon/project_requests.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3959,8 +4277,8 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 """The reply to one request line (b"" for a blank line); raises CloseAfter to close."""
                 t0 = time.perf_counter()
                 project = conn.project
+                now = time.monotonic()
                 if self.rate > 0:
-                    now = time.monotonic()
                     tokens = project.tokens
                     if tokens is None:
                         tokens = self.burst
@@ -3980,6 +4298,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                     req = self._parse_project(conn, line, t0)
                     if req is None:
                         return b""
+                conn.last = now     # a request past the rate limit: the client is not idle
                 op = req.get("op")
                 if op == "get":
                     name = req.get("name")
@@ -4057,7 +4376,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 return value_reply(name, value[field])
 
     # ------------------------------------------------------------------------
-    class _m14:  # plugins/module_utils/_daemon/registry.py
+    class _m15:  # plugins/module_utils/_daemon/registry.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4083,8 +4402,10 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             load_manifest,
         )
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+            ACCEPT_BATCH,
             COUNTER_NAMES,
             DAEMON_VERSION,
+            LISTEN_BACKLOG,
             PROJECT_SOCKET_MODE,
             PROTOCOL_VERSION,
             REGISTRATIONS_FILE_NAME,
@@ -4193,7 +4514,8 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 loop = self.loop
 
                 async def _serve():
-                    server = await loop.create_unix_server(lambda: Connection(self, project), sock=sock, backlog=1024)
+                    server = await loop.create_unix_server(lambda: Connection(self, project), sock=sock, backlog=ACCEPT_BATCH)
+                    sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
                     if self.projects.get(project.name) is not project or self.draining:
                         server.close()
                     else:
@@ -4211,10 +4533,11 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                     except OSError:
                         pass
                 project.sock = None
+                from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
                 for conn in list(project.conns):
                     conn.closed = True
                     if conn.transport is not None:
-                        conn.transport.close()
+                        close_or_abort(conn)    # a client that reads nothing must not keep its descriptor
                 sockets.remove(project.socket_path)
                 if remove_dir:
                     sockets.remove(project.link_path)
@@ -4225,10 +4548,11 @@ own.  See docs/devcontainer.md for what this does and does not stop.
 
             def set_expected_uid(self, project, uid):
                 project.expected_uid = uid
-                sockets.chown(project.socket_path, uid)
+                sockets.grant_connect(project.socket_path, uid, PROJECT_SOCKET_MODE)
+                from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
                 for conn in list(project.conns):
                     conn.closed = True
-                    conn.transport.close()
+                    close_or_abort(conn)
 
             # -- registrations file --------------------------------------------------
             def _registrations_path(self):
@@ -4312,7 +4636,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 return load_manifest(manifest_path, expected_project=name)
 
     # ------------------------------------------------------------------------
-    class _m15:  # plugins/module_utils/_daemon/replies.py
+    class _m16:  # plugins/module_utils/_daemon/replies.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4376,7 +4700,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 self.project = project
 
     # ------------------------------------------------------------------------
-    class _m16:  # plugins/module_utils/_daemon/server.py
+    class _m17:  # plugins/module_utils/_daemon/server.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4388,6 +4712,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
         #
         #
 
+        import errno
         import os
         import sys
         import time
@@ -4395,7 +4720,8 @@ own.  See docs/devcontainer.md for what this does and does not stop.
         from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests import AdminRequests
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection, close_or_abort
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits import ConnectionLimits
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import (
             harden_process,
             log,
@@ -4409,8 +4735,11 @@ own.  See docs/devcontainer.md for what this does and does not stop.
         from ansible_collections.remo.broker.plugins.module_utils._daemon.sockets import bind_unix, remove
         from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+            ACCEPT_BATCH,
             ADMIN_SOCKET_MODE,
             AUDIT_DIR_MODE,
+            DEFAULT_MAX_PEER_CONNECTIONS,
+            DEFAULT_MAX_PROJECT_CONNECTIONS,
             DRAIN_TIMEOUT,
             E_INTERNAL_ERROR,
             E_MANIFEST_INVALID,
@@ -4419,6 +4748,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             EXIT_CONNECT,
             EXIT_OK,
             EXIT_USAGE,
+            LISTEN_BACKLOG,
             RUN_DIR_MODE,
             STATE_DIR_MODE,
             admin_socket_path,
@@ -4452,6 +4782,8 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 self.peer_unexpected_reply = err(E_PEER_UNEXPECTED, "peer uid is not the expected uid of this project socket")
                 self.internal_error_reply = err(E_INTERNAL_ERROR, "internal error (logged by type only)")
                 self.hardening = {}
+                self.limits = ConnectionLimits(getattr(args, "max_project_connections", DEFAULT_MAX_PROJECT_CONNECTIONS),
+                                               getattr(args, "max_peer_connections", DEFAULT_MAX_PEER_CONNECTIONS))
                 self._stop_future = None
                 # raw project request line -> parsed request, for flat objects of short strings only
                 # (project lines carry names, never values; admin lines are never cached)
@@ -4481,12 +4813,14 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 import asyncio
                 import signal
                 self.loop = loop = asyncio.get_running_loop()
-                loop.set_exception_handler(_loop_exception_handler)
+                loop.set_exception_handler(self._loop_exception)
                 self.started = time.monotonic()
                 self.audit.attach(loop, self._audit_pressure)
                 self.admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(),
                                             refuse_live=True)
-                self.admin_server = await loop.create_unix_server(lambda: Connection(self, None), sock=self.admin_sock, backlog=1024)
+                self.admin_server = await loop.create_unix_server(lambda: Connection(self, None), sock=self.admin_sock,
+                                                                  backlog=ACCEPT_BATCH)
+                self.admin_sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
                 self.restore_registrations()
                 self._stop_future = loop.create_future()
                 loop.add_signal_handler(signal.SIGTERM, self._request_stop, "SIGTERM")
@@ -4541,9 +4875,10 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                         try:
                             conn.transport.write(err(E_PROTOCOL_ERROR, "no complete request within %gs" % timeout,
                                                      {"reason": "timeout"}))
-                            conn.transport.close()
+                            close_or_abort(conn)
                         except (OSError, RuntimeError, AttributeError):
                             pass
+                self.limits.report_due(self)
                 if not self.draining:
                     self.loop.call_later(min(1.0, max(0.05, timeout / 4)), self._sweep)
 
@@ -4579,6 +4914,20 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 remove(admin_socket_path(self.run_dir))
                 self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
                 log("info", "stopped")
+        #
+
+            def _loop_exception(self, loop, context):
+                exc = context.get("exception")
+                # asyncio's accept loop reports EMFILE/ENFILE once per pending connection and retries
+                # every second: count them, warn once per LIMIT_REPORT_INTERVAL.
+                if isinstance(exc, OSError) and exc.errno in _ACCEPT_RESOURCE_ERRNOS \
+                        and str(context.get("message", "")).startswith("socket.accept()"):
+                    self.limits.note_accept_failure(exc)
+                    return
+                _loop_exception_handler(loop, context)
+        #
+
+        _ACCEPT_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
         #
 
         def _loop_exception_handler(loop, context):
@@ -4641,7 +4990,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             return EXIT_OK
 
     # ------------------------------------------------------------------------
-    class _m17:  # plugins/module_utils/_daemon/sockets.py
+    class _m18:  # plugins/module_utils/_daemon/sockets.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4659,9 +5008,11 @@ symlink to the socket for host-side tools.
         #
         #
 
+        import errno
         import os
         import socket
         import stat
+        import struct
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
         from ansible_collections.remo.broker.plugins.module_utils._protocol import PROJECT_DIR_MODE, PROJECTS_DIR_MODE
@@ -4670,6 +5021,7 @@ symlink to the socket for host-side tools.
         def bind_unix(path, mode, uid=None, gid=None, refuse_live=False):
             """A listening, non-blocking AF_UNIX socket at ``path`` (a stale socket is replaced).
 
+    ``uid``: the one other account allowed to connect (:func:`grant_connect`).
     ``refuse_live``: raise OSError when another process still answers on ``path``.
     """
             try:
@@ -4686,7 +5038,8 @@ symlink to the socket for host-side tools.
             try:
                 sock.bind(path)
                 os.chmod(path, mode)
-                chown(path, uid, gid)
+                chown(path, None, gid)
+                grant_connect(path, uid, mode)
                 sock.listen(1024)
                 sock.setblocking(False)
             except BaseException:
@@ -4707,9 +5060,49 @@ symlink to the socket for host-side tools.
                 probe.close()
         #
 
+        # POSIX ACL xattr (linux/posix_acl_xattr.h): version 2, then (tag u16, perm u16, id u32).
+        _ACL_VERSION = 2
+        _ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
+        _ACL_UNDEFINED_ID = 0xFFFFFFFF
+        #
+
+        def grant_connect(path, uid, mode):
+            """Let ``uid`` connect to the socket at ``path`` without handing it the file.
+
+    A POSIX ACL entry ``user:UID:rw`` needs no capability (the daemon owns the
+    socket), so the unit keeps no CAP_CHOWN. Where the file system has no ACLs the
+    socket is chowned to ``uid`` instead (root or CAP_CHOWN). The daemon still
+    checks SO_PEERCRED on every connection.
+    """
+            if uid is None or uid == os.geteuid():
+                try:
+                    os.removexattr(path, "system.posix_acl_access", follow_symlinks=False)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENODATA, errno.EOPNOTSUPP, errno.ENOTSUP):
+                        raise
+                return
+            rw = 6
+            acl = struct.pack("<I", _ACL_VERSION) + b"".join(struct.pack("<HHI", tag, perm, ident) for tag, perm, ident in (
+                (_ACL_USER_OBJ, (mode >> 6) & 7, _ACL_UNDEFINED_ID),
+                (_ACL_USER, rw, uid),
+                (_ACL_GROUP_OBJ, (mode >> 3) & 7, _ACL_UNDEFINED_ID),
+                (_ACL_MASK, rw | ((mode >> 3) & 7), _ACL_UNDEFINED_ID),
+                (_ACL_OTHER, mode & 7, _ACL_UNDEFINED_ID)))
+            try:
+                os.setxattr(path, "system.posix_acl_access", acl, follow_symlinks=False)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP):
+                    raise
+            chown(path, uid)
+        #
+
         def chown(path, uid=None, gid=None):
             """chown when it changes something; a daemon without CAP_CHOWN logs and goes on."""
             if (uid is None or uid == os.geteuid()) and gid is None:
+                return
+            st = os.lstat(path)
+            if (uid is None or uid == st.st_uid) and (gid is None or gid == st.st_gid):
                 return
             try:
                 os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid, follow_symlinks=False)
@@ -4766,24 +5159,25 @@ symlink to the socket for host-side tools.
 
 
 _MODULES = (
-    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 170),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 285, 1299),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1587, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1801, 216),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 2020, 361),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m05', 2384, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2432, 109),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2544, 308),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2855, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 3120, 388),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3511, 161),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m11', 3675, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m12', 3826, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m13', 3918, 140),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m14', 4061, 252),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m15', 4316, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m16', 4380, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m17', 4645, 121),
+    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 192),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 307, 1299),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1609, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1823, 216),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 2042, 363),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m05', 2408, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2456, 109),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2568, 308),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2879, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 3144, 401),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3548, 260),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m11', 3811, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m12', 3993, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m13', 4144, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m14', 4236, 141),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m15', 4380, 257),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m16', 4640, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m17', 4704, 287),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m18', 4994, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

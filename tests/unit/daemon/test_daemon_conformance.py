@@ -21,7 +21,14 @@ import pytest
 from ansible_collections.remo.broker.plugins.module_utils._broker_client import BrokerError
 from ansible_collections.remo.broker.plugins.module_utils import _protocol as P
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import CANARIES, RawConn, raw_exchange, wait_for, write_manifest
+from ansible_collections.remo.broker.tests.unit.broker_harness import (
+    CANARIES,
+    RawConn,
+    acl_users,
+    raw_exchange,
+    wait_for,
+    write_manifest,
+)
 
 TOKEN, AWS_SECRET, FIELD_VALUE, OTHER = CANARIES
 
@@ -73,8 +80,10 @@ def test_register_creates_project_socket(broker):
     assert reply["allowlist"] == ["GITHUB_TOKEN"]
     st = os.stat(reply["socket_path"])
     assert stat.S_IMODE(st.st_mode) == 0o660
-    if os.geteuid() == 0:
-        assert st.st_uid == 4321
+    # The daemon keeps the socket and lets uid 4321 connect through an ACL entry
+    # (test_resource_isolation.py connects as real uids).
+    assert st.st_uid == os.geteuid()
+    assert acl_users(reply["socket_path"]) == {4321: 6}
     status = broker.call("status")
     (proj,) = status["projects"]
     assert proj["name"] == "alpha"

@@ -47,11 +47,13 @@ def test_ops_and_error_codes():
     assert P.ADMIN_OPS == {"status", "register", "unregister", "reload", "attest", "push-creds", "diff-creds", "clear-creds", "ping"}
     assert P.PROJECT_OPS == {"get", "ping", "info", "watch"}
     assert P.ADMIN_ERROR_CODES == {"protocol_error", "invalid_payload", "payload_too_large", "manifest_invalid",
-                                   "manifest_not_found", "not_registered", "conflict", "internal_error"}
+                                   "manifest_not_found", "not_registered", "conflict", "internal_error",
+                                   "too_many_connections"}
     assert P.PROJECT_ERROR_CODES == {"denied", "not_found", "rate_limited", "protocol_error", "internal_error",
-                                     "peer_unexpected"}
+                                     "peer_unexpected", "too_many_connections"}
     assert P.E_CONNECTION_ERROR not in P.ERROR_CODES
-    assert P.COUNTER_NAMES == ("allowed", "denied", "not_found", "rate_limited", "peer_unexpected", "protocol_error")
+    assert P.COUNTER_NAMES == ("allowed", "denied", "not_found", "rate_limited", "peer_unexpected", "protocol_error",
+                               "connections_refused")
 
 
 def test_exit_codes_distinct():
