@@ -13,7 +13,6 @@ import socket
 import struct
 import time
 
-from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AUDIT_BATCH
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err
@@ -63,11 +62,11 @@ class Connection:
         project = self.project
         if project is not None:
             project.conns.add(self)
-            if broker.audit.paused:
+            if project.name in broker.audit.paused_projects:
                 transport.pause_reading()
             if project.expected_uid is not None and self.uid != project.expected_uid:
                 project.counters["peer_unexpected"] += 1
-                broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, None, self.peer, 0))
+                broker.audit.emit_repeatable("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, self.peer, 0)
                 self.closed = True
                 transport.write(broker.peer_unexpected_reply)
                 transport.close()
@@ -143,8 +142,8 @@ class Connection:
         project = self.project
         if project is not None:
             project.counters["protocol_error"] += 1
-        self.broker.audit.emit(audit_event("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
-                                           DECISION_DENY, None, self.peer, 0))
+        self.broker.audit.emit_repeatable("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
+                                          DECISION_DENY, self.peer, 0)
         self.closed = True
         self.buf = b""
         self.transport.write(prefix + err(E_PROTOCOL_ERROR, message, {"reason": reason}))
