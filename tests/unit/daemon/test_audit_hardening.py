@@ -461,3 +461,78 @@ def test_status_reports_the_checkpoints(tmp_path):
         assert audit["checkpoint_store"].startswith("file:") and audit["checkpoint_errors"] == 0
     finally:
         broker.stop()
+
+
+# ---------------------------------------------------------------------------
+# The journal as the checkpoint store: a real journald in a private mount namespace
+# ---------------------------------------------------------------------------
+JOURNALD = "/lib/systemd/systemd-journald"
+# A tmpfs over /run hides the host's (a journald there would be shared by every test).
+JOURNAL_NAMESPACE = r'''
+set -e
+mount -t tmpfs -o mode=0755 remo-audit-journal /run
+mkdir -p /run/systemd/journal /run/log
+"$JOURNALD" &
+JPID=$!
+trap 'kill $JPID' EXIT
+for i in $(seq 200); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
+"$PYTHON" -c 'import sys; from ansible_collections.remo.broker.tests.unit.daemon import test_audit_hardening as t
+t.journal_scenario(sys.argv[1])' "$BASE"
+'''
+
+
+def journal_scenario(base):
+    """Run inside JOURNAL_NAMESPACE: prints a JSON object of what happened."""
+    from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint import JournalStore
+    broker = Daemon(base, ("--audit-checkpoint", "auto"), rate_limit=0).start()
+    broker.add_project("jr", ("TOKEN",))
+    broker.admin_ok("push-creds", secrets={"TOKEN": VALUE})
+    for i in range(20):
+        broker.project("jr", "get", name="TOKEN" if i % 2 else "NOT_ALLOWED")
+    store = broker.admin("status")["audit"]["checkpoint_store"]
+    broker.stop()
+    with open(broker.audit_log, "rb") as handle:
+        original = handle.read().splitlines()
+    last = json.loads(original[-1])["seq"]
+    # Another account adds a checkpoint that contradicts the log: verify must not trust it.
+    pid = os.fork()
+    if pid == 0:
+        os.setuid(65534)
+        JournalStore().record(broker.audit_log, 3, "f" * 64)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    wait_for(lambda: any(seq == last for seq, _h, _w in JournalStore().read(broker.audit_log)), 30,
+             what="journald to store the last checkpoint")
+
+    def verify(store_spec):
+        res = broker.run_cli("audit", "verify", "--audit-log", broker.audit_log, "--audit-checkpoint", store_spec)
+        return [res.returncode, (res.stdout + res.stderr).decode("utf-8", "replace")]
+
+    result = {"store": store, "clean": verify("journal")}
+    i = next(i for i, line in enumerate(original) if b'"outcome":"denied"' in line)
+    edited = list(original)
+    edited[i] = edited[i].replace(b'"decision":"deny"', b'"decision":"allow"').replace(b'"outcome":"denied"',
+                                                                                       b'"outcome":"ok"')
+    _write(broker.audit_log, _rechain(edited))
+    result["rehashed_chain_only"] = verify("none")
+    result["rehashed"] = verify("journal")
+    print(json.dumps(result))
+
+
+def test_journal_checkpoints_detect_a_rechained_edit(tmp_path):
+    if not os.path.exists(JOURNALD) or os.geteuid() != 0:
+        pytest.fail("needs root and %s (systemd is in the test image)" % JOURNALD)
+    import sys
+    env = dict(os.environ, JOURNALD=JOURNALD, PYTHON=sys.executable, BASE=tempfile.mkdtemp(prefix="rbj", dir="/tmp"),
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    try:
+        res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", JOURNAL_NAMESPACE],
+                             capture_output=True, env=env, timeout=300, check=False)
+    finally:
+        shutil.rmtree(env["BASE"], ignore_errors=True)
+    assert res.returncode == 0, res.stderr.decode("utf-8", "replace")[-4000:]
+    result = json.loads(res.stdout.splitlines()[-1])
+    assert result["store"] == "journal"         # auto picked the journal once journald runs
+    assert result["clean"][0] == 0 and "checkpoint(s) matched" in result["clean"][1], result["clean"]
+    assert result["rehashed_chain_only"][0] == 0, result
+    assert result["rehashed"][0] == 5 and "journal entry" in result["rehashed"][1], result["rehashed"]
