@@ -65,8 +65,9 @@ AUDIT_LOCK_WAIT = 5.0       # seconds to wait at start for a previous writer pro
 class AuditQueue:
     """Serving-process end of the audit pipe (see the module docstring)."""
 
-    def __init__(self, path, program, checkpoint_store="none", fail_open=False):
+    def __init__(self, path, program, checkpoint_store="none", fail_open=False, stall_seconds=AUDIT_STALL_SECONDS):
         self.path = path
+        self.stall_seconds = stall_seconds
         self.program = program      # the daemon file the writer process runs
         self.checkpoint_store = checkpoint_store
         self.fail_open = fail_open
@@ -360,6 +361,7 @@ class AuditQueue:
         if not self.paused_projects:
             return
         self._release()
+        self._check_health(time.monotonic())    # progress clears a stall before reading resumes
         low = self.share() // 4
         backlog = self.backlog_by_project
         for project in list(self.paused_projects):
@@ -381,7 +383,7 @@ class AuditQueue:
             else:
                 if consumed != self._progress[0] or self.sent == consumed:
                     self._progress = (consumed, now)
-                elif now - self._progress[1] > AUDIT_STALL_SECONDS:
+                elif now - self._progress[1] > self.stall_seconds:
                     reason = "audit writer has consumed nothing for %d s with %d event(s) waiting" % (
                         now - self._progress[1], self.sent - consumed)
         if reason == self.unavailable:

@@ -27,6 +27,7 @@ from ansible_collections.remo.broker.plugins.module_utils._manifest import Manif
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DAEMON_VERSION,
     AUDIT_CHECKPOINT_STORES,
+    AUDIT_STALL_SECONDS,
     DEFAULT_AUDIT_LOG,
     DEFAULT_CLIENT_TIMEOUT,
     DEFAULT_RATE_BURST,
@@ -356,6 +357,9 @@ def build_parser():
     p.add_argument("--audit-checkpoint", default="auto", metavar="STORE",
                    help="where the audit chain's checkpoints go: %s (default: auto = journal when journald runs)"
                    % ", ".join(AUDIT_CHECKPOINT_STORES))
+    p.add_argument("--audit-stall-timeout", type=float, default=AUDIT_STALL_SECONDS, metavar="SECONDS",
+                   help="a writer that consumes nothing this long while events wait counts as failed (default: %g)"
+                   % AUDIT_STALL_SECONDS)
     p.add_argument("--audit-fail-open", action="store_true",
                    help="serve secrets even when the audit log cannot be written (default: refuse get with "
                         "audit_unavailable)")

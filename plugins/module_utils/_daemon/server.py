@@ -68,7 +68,8 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.admin_server = None
         self.admin_sock = None
         self.started = None
-        self.audit = AuditQueue(self.audit_path, program, args.audit_checkpoint, args.audit_fail_open)
+        self.audit = AuditQueue(self.audit_path, program, args.audit_checkpoint, args.audit_fail_open,
+                                float(args.audit_stall_timeout))
         self.peer_unexpected_reply = err(E_PEER_UNEXPECTED, "peer uid is not the expected uid of this project socket")
         self.internal_error_reply = err(E_INTERNAL_ERROR, "internal error (logged by type only)")
         self.hardening = {}

@@ -2504,8 +2504,9 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
         class AuditQueue:
             """Serving-process end of the audit pipe (see the module docstring)."""
 
-            def __init__(self, path, program, checkpoint_store="none", fail_open=False):
+            def __init__(self, path, program, checkpoint_store="none", fail_open=False, stall_seconds=AUDIT_STALL_SECONDS):
                 self.path = path
+                self.stall_seconds = stall_seconds
                 self.program = program      # the daemon file the writer process runs
                 self.checkpoint_store = checkpoint_store
                 self.fail_open = fail_open
@@ -2799,6 +2800,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                 if not self.paused_projects:
                     return
                 self._release()
+                self._check_health(time.monotonic())    # progress clears a stall before reading resumes
                 low = self.share() // 4
                 backlog = self.backlog_by_project
                 for project in list(self.paused_projects):
@@ -2820,7 +2822,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                     else:
                         if consumed != self._progress[0] or self.sent == consumed:
                             self._progress = (consumed, now)
-                        elif now - self._progress[1] > AUDIT_STALL_SECONDS:
+                        elif now - self._progress[1] > self.stall_seconds:
                             reason = "audit writer has consumed nothing for %d s with %d event(s) waiting" % (
                                 now - self._progress[1], self.sent - consumed)
                 if reason == self.unavailable:
@@ -3265,6 +3267,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             DAEMON_VERSION,
             AUDIT_CHECKPOINT_STORES,
+            AUDIT_STALL_SECONDS,
             DEFAULT_AUDIT_LOG,
             DEFAULT_CLIENT_TIMEOUT,
             DEFAULT_RATE_BURST,
@@ -3594,6 +3597,9 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             p.add_argument("--audit-checkpoint", default="auto", metavar="STORE",
                            help="where the audit chain's checkpoints go: %s (default: auto = journal when journald runs)"
                            % ", ".join(AUDIT_CHECKPOINT_STORES))
+            p.add_argument("--audit-stall-timeout", type=float, default=AUDIT_STALL_SECONDS, metavar="SECONDS",
+                           help="a writer that consumes nothing this long while events wait counts as failed (default: %g)"
+                           % AUDIT_STALL_SECONDS)
             p.add_argument("--audit-fail-open", action="store_true",
                            help="serve secrets even when the audit log cannot be written (default: refuse get with "
                                 "audit_unavailable)")
@@ -4414,7 +4420,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.admin_server = None
                 self.admin_sock = None
                 self.started = None
-                self.audit = AuditQueue(self.audit_path, program, args.audit_checkpoint, args.audit_fail_open)
+                self.audit = AuditQueue(self.audit_path, program, args.audit_checkpoint, args.audit_fail_open,
+                                        float(args.audit_stall_timeout))
                 self.peer_unexpected_reply = err(E_PEER_UNEXPECTED, "peer uid is not the expected uid of this project socket")
                 self.internal_error_reply = err(E_INTERNAL_ERROR, "internal error (logged by type only)")
                 self.hardening = {}
@@ -4738,16 +4745,16 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m05', 2178, 59),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m06', 2240, 45),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m07', 2288, 149),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m08', 2440, 448),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m09', 2891, 345),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m10', 3239, 410),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m11', 3652, 150),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m12', 3805, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m13', 3897, 147),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m14', 4047, 233),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m15', 4283, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m16', 4347, 259),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m17', 4609, 121),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m08', 2440, 450),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m09', 2893, 345),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m10', 3241, 414),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m11', 3658, 150),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m12', 3811, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m13', 3903, 147),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m14', 4053, 233),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m15', 4289, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m16', 4353, 260),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m17', 4616, 121),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

@@ -31,7 +31,9 @@ VALUE = "tok-" + "v" * 20
 
 
 def _start(tmp_path):
-    broker = Daemon(tmp_path, rate_limit=0).start()
+    # These tests stop the writer on purpose; its stall detection (fail closed after
+    # 10 s without progress) is test_audit_hardening.py's concern.
+    broker = Daemon(tmp_path, ("--audit-stall-timeout", "600"), rate_limit=0).start()
     broker.add_project("bp", ("TOKEN",))
     broker.admin_ok("push-creds", secrets={"TOKEN": VALUE})
     return broker

@@ -178,7 +178,8 @@ def test_the_coalescing_table_is_bounded_however_many_peers():
 # Per-project backpressure
 # ---------------------------------------------------------------------------
 def test_a_project_flooding_the_audit_does_not_stall_another(tmp_path):
-    broker = _daemon(tmp_path, rate_limit=0).start()
+    # the writer is stopped on purpose: backpressure, not the stall detection, is under test
+    broker = _daemon(tmp_path, "--audit-stall-timeout", "600", rate_limit=0).start()
     flood = None
     writer = None
     try:
@@ -188,7 +189,6 @@ def test_a_project_flooding_the_audit_does_not_stall_another(tmp_path):
         share = 10000 // 2
         writer = broker.admin("status")["audit"]["writer_pid"]
         os.kill(writer, signal.SIGSTOP)     # the writer consumes nothing: every event stays in the backlog
-        stopped = time.monotonic()
         total = 40000
         flood = Flood(broker.project_socket("a"), GET * total)
         audit = wait_for(lambda s: s["paused_projects"] == ["a"], 60, what="project a to be paused",
@@ -202,7 +202,6 @@ def test_a_project_flooding_the_audit_does_not_stall_another(tmp_path):
             t0 = time.monotonic()
             assert broker.project("b", "get", name="TOKEN")["value"] == VALUE
             latencies.append(time.monotonic() - t0)
-        assert time.monotonic() - stopped < 10, "too slow to tell backpressure from a stall"
         latencies.sort()
         assert latencies[98] < 0.5, latencies[-5:]
         assert broker.admin("status")["audit"]["paused_projects"] == ["a"]
@@ -223,7 +222,7 @@ def test_a_project_flooding_the_audit_does_not_stall_another(tmp_path):
 
 
 def test_a_stalled_writer_fails_closed_then_recovers(tmp_path):
-    broker = _daemon(tmp_path, rate_limit=0).start()
+    broker = _daemon(tmp_path, "--audit-stall-timeout", "2", rate_limit=0).start()
     writer = None
     try:
         broker.add_project("st", ("TOKEN",))
