@@ -66,6 +66,13 @@ DEFAULT_RATE_LIMIT = 100.0            # requests/second per project; 0 disables
 DEFAULT_RATE_BURST = 200
 AUDIT_FLUSH_INTERVAL = 0.05           # seconds between audit batches
 AUDIT_MAX_BUFFERED = 100000           # events kept in memory while the audit file fails
+AUDIT_COALESCE_INTERVAL = 1.0         # seconds per summary line of one peer's repeated flood outcomes
+AUDIT_CHECKPOINT_INTERVAL = 1.0       # seconds between chain checkpoints (seq, head) while lines are written
+AUDIT_STALL_SECONDS = 10.0            # a writer that consumes nothing this long with events waiting is stalled
+# Where `serve` anchors the chain and `audit verify` reads the anchors (docs/daemon.md#audit-log).
+AUDIT_CHECKPOINT_STORES = ("auto", "journal", "none", "file:PATH")
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+JOURNAL_IDENTIFIER = "remo-broker-audit"
 
 # Connection limits and per-connection memory (docs/daemon.md#resource-limits).
 DEFAULT_MAX_PROJECT_CONNECTIONS = 256  # open connections per project socket
@@ -133,6 +140,7 @@ E_NOT_FOUND = "not_found"
 E_RATE_LIMITED = "rate_limited"
 E_PEER_UNEXPECTED = "peer_unexpected"
 E_TOO_MANY_CONNECTIONS = "too_many_connections"
+E_AUDIT_UNAVAILABLE = "audit_unavailable"
 # Client side only: never sent by the daemon.
 E_CONNECTION_ERROR = "connection_error"
 
@@ -140,7 +148,8 @@ ADMIN_ERROR_CODES = frozenset((E_PROTOCOL_ERROR, E_INVALID_PAYLOAD, E_PAYLOAD_TO
                                E_MANIFEST_INVALID, E_MANIFEST_NOT_FOUND, E_NOT_REGISTERED,
                                E_CONFLICT, E_INTERNAL_ERROR, E_TOO_MANY_CONNECTIONS))
 PROJECT_ERROR_CODES = frozenset((E_DENIED, E_NOT_FOUND, E_RATE_LIMITED, E_PROTOCOL_ERROR,
-                                 E_INTERNAL_ERROR, E_PEER_UNEXPECTED, E_TOO_MANY_CONNECTIONS))
+                                 E_INTERNAL_ERROR, E_PEER_UNEXPECTED, E_TOO_MANY_CONNECTIONS,
+                                 E_AUDIT_UNAVAILABLE))
 ERROR_CODES = ADMIN_ERROR_CODES | PROJECT_ERROR_CODES
 
 # Audit decisions / outcomes
@@ -149,7 +158,7 @@ DECISION_DENY = "deny"
 AUDIT_GENESIS = "0" * 64
 # Per-project counters reported by `status`.
 COUNTER_NAMES = ("allowed", "denied", "not_found", "rate_limited", "peer_unexpected", "protocol_error",
-                 "connections_refused")
+                 "connections_refused", "audit_unavailable")
 
 # ---------------------------------------------------------------------------
 # CLI exit codes (remo_broker.py client commands)

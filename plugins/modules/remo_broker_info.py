@@ -15,6 +15,8 @@ description:
   - Reports versions, uptime, how many secrets the daemon holds and when they were
     loaded, every registered project with its allowlist (secret names) and request
     counters, and the health of the audit log.
+  - Warns when the audit log cannot be written, since the daemon then refuses to serve
+    secrets (or, with C(--audit-fail-open), serves them unrecorded).
   - Never changes anything and never returns secret values; the daemon has no request
     that would return one on the admin socket.
 author:
@@ -134,7 +136,8 @@ status:
         counters:
           description: Requests on the project socket by outcome since the daemon started.
           type: dict
-          sample: {allowed: 12, denied: 1, not_found: 0, rate_limited: 0, peer_unexpected: 0, protocol_error: 0}
+          sample: {allowed: 12, denied: 1, not_found: 0, rate_limited: 0, peer_unexpected: 0, protocol_error: 0,
+                   audit_unavailable: 0}
         manifest_error:
           description: Why the last reload of the manifest failed (the old allowlist stays), or V(null).
           type: str
@@ -179,6 +182,41 @@ status:
           description: Whether the daemon is pausing project sockets until the writer catches up.
           type: bool
           sample: false
+        paused_projects:
+          description: Projects over their share of the audit backlog, whose connections are not read for now.
+          type: list
+          elements: str
+          sample: []
+        available:
+          description:
+            - Whether the audit log can be written. While it cannot, the daemon answers C(get)
+              with C(audit_unavailable) (fail closed) and the module warns.
+          type: bool
+          sample: true
+        unavailable_reason:
+          description: Why the audit log cannot be written (full disk, dead or stalled writer), or V(null).
+          type: str
+          sample: null
+        fail_open:
+          description: Whether the daemon serves secrets even when the audit log cannot be written.
+          type: bool
+          sample: false
+        checkpoint_store:
+          description: Where the audit chain's checkpoints go (V(journal), C(file:PATH) or V(none)).
+          type: str
+          sample: journal
+        checkpoint_seq:
+          description: Sequence number of the last checkpointed audit line, or V(null) before the first.
+          type: int
+          sample: 1520
+        checkpoint_errors:
+          description: Checkpoints that could not be recorded since the daemon started.
+          type: int
+          sample: 0
+        checkpoint_error:
+          description: The last checkpoint error, or V(null).
+          type: str
+          sample: null
     rate_limit:
       description: The per-project token bucket.
       type: dict
@@ -234,6 +272,11 @@ def main():
     module = AnsibleModule(argument_spec=merge_argument_spec({}), supports_check_mode=True)
     broker = BrokerModule(module)
     status = broker.request(OP_STATUS, what="the status request")
+    audit = status.get("audit") or {}
+    if audit.get("available") is False:
+        module.warn("the broker cannot write its audit log (%s): %s" % (
+            audit.get("unavailable_reason"),
+            "it serves secrets anyway (fail-open)" if audit.get("fail_open") else "get is refused with audit_unavailable"))
     module.exit_json(changed=False, status=status, socket_path=broker.socket_path)
 
 

@@ -38,7 +38,7 @@ DAEMON = os.path.join(COLLECTION_ROOT, "roles", "broker_install", "files", "remo
 # Reply codes as docs/protocol.md lists them.  Written here, not taken from _protocol.py,
 # so the tests check the daemon against the documented contract.
 PROJECT_CODES = frozenset(("denied", "not_found", "rate_limited", "protocol_error", "internal_error",
-                           "peer_unexpected", "too_many_connections"))
+                           "peer_unexpected", "too_many_connections", "audit_unavailable"))
 ADMIN_CODES = frozenset(("protocol_error", "invalid_payload", "payload_too_large", "manifest_invalid",
                          "manifest_not_found", "not_registered", "conflict", "internal_error",
                          "too_many_connections"))

@@ -143,7 +143,7 @@ class AdminRequests:
 
     def _admin_protocol_error(self, conn, message, t0):
         """Audit a protocol error; returns the CloseAfter for the caller to raise."""
-        self.audit.emit(audit_event("protocol", None, E_PROTOCOL_ERROR, DECISION_DENY, None, conn.peer, t0))
+        self.audit.emit_repeatable("protocol", None, E_PROTOCOL_ERROR, DECISION_DENY, conn.peer, t0)
         return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
     # -- ops: each returns (project or None, reply fields, audit extra or None) ----

@@ -81,29 +81,69 @@ def truncate_torn_tail(path):
         os.close(fd)
 
 
-def audit_verify(path):
-    """Check the hash chain of ``path``: (ok, lines_checked, message)."""
+def audit_verify(paths, checkpoints=None):
+    """Check the chain of ``paths`` (oldest first, one chain) against ``checkpoints``.
+
+    ``checkpoints``: [(seq, head, where)] from the checkpoint store (audit_checkpoint.py),
+    or None when there is none.  Returns (ok, lines_checked, message).
+
+    The chain: line 1 of the first file is seq 1 with the genesis ``prev``; every later
+    line has the next seq and ``prev`` = sha256 of the line before.  A checkpoint (S, H)
+    says line S hashed to H when it was written: the line at seq S must still hash to H,
+    and the log must reach seq S.
+    """
+    anchors = {}
+    for seq, head, where in checkpoints or ():
+        if seq in anchors and anchors[seq][0] != head:
+            return False, 0, "checkpoints disagree about seq %d (%s, %s): the checkpoint store was written by " \
+                             "someone else too" % (seq, anchors[seq][1], where)
+        anchors[seq] = (head, where)
     prev = AUDIT_GENESIS
+    last_seq = 0
     n = 0
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        return False, 0, "cannot read %s: %s" % (path, exc.strerror)
-    with fh:
-        for n, raw in enumerate(fh, 1):
-            line = raw.rstrip(b"\n")
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                return False, n, "line %d is not valid JSON" % n
-            if not isinstance(ev, dict):
-                return False, n, "line %d is not a JSON object" % n
-            got = ev.get("prev")
-            if n == 1 and got != prev and isinstance(got, str) and len(got) == 64:
-                # The file may start mid-chain (rotated); accept its first link.
-                prev = got
-            if got != prev:
-                return False, n, ("line %d: hash chain broken (prev does not match line %d); "
-                                  "a line was removed, inserted or edited at or before line %d" % (n, n - 1, n - 1 if n > 1 else 1))
-            prev = line_hash(line)
-    return True, n, "%d lines verified" % n
+    for path in paths:
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            if anchors:
+                continue        # the checkpoints below then say what is missing
+            return False, 0, "cannot read %s: file not found" % path
+        except OSError as exc:
+            return False, n, "cannot read %s: %s" % (path, exc.strerror)
+        with fh:
+            for lineno, raw in enumerate(fh, 1):
+                n += 1
+                where = "%s line %d" % (path, lineno)
+                line = raw.rstrip(b"\n")
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    return False, n, "%s is not valid JSON" % where
+                if not isinstance(ev, dict):
+                    return False, n, "%s is not a JSON object" % where
+                seq = ev.get("seq")
+                if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+                    return False, n, "%s has no sequence number (seq)" % where
+                if seq != last_seq + 1:
+                    if last_seq == 0:
+                        return False, n, ("%s starts the chain at seq %d: lines 1..%d are not there (deleted, or "
+                                          "rotated into an older file: give it first with another --audit-log)"
+                                          % (where, seq, seq - 1))
+                    return False, n, "%s has seq %d after seq %d: lines were removed or inserted" % (where, seq, last_seq)
+                if ev.get("prev") != prev:
+                    return False, n, ("%s: hash chain broken (prev does not match the line before); "
+                                      "a line was removed, inserted or edited just before it" % where)
+                prev = line_hash(line)
+                last_seq = seq
+                anchor = anchors.get(seq)
+                if anchor is not None and anchor[0] != prev:
+                    return False, n, ("%s (seq %d) does not match the checkpoint in %s: the log was rewritten at or "
+                                      "before this line and the chain recomputed" % (where, seq, anchor[1]))
+    beyond = [seq for seq in anchors if seq > last_seq]
+    if beyond:
+        top = max(beyond)
+        return False, n, ("the log ends at seq %d but %s checkpointed seq %d: lines %d..%d were cut from the end"
+                          % (last_seq, anchors[top][1], top, last_seq + 1, top))
+    if checkpoints is None:
+        return True, n, "%d lines verified (chain only: no checkpoint store)" % n
+    return True, n, "%d lines verified, %d checkpoint(s) matched" % (n, len(anchors))

@@ -20,11 +20,14 @@ from ansible_collections.remo.broker.plugins.module_utils._broker_client import 
     BrokerConnectionError,
     BrokerError,
 )
+from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint import open_store
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file import audit_verify
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import LOG_LEVELS
 from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError, discover_manifest, load_manifest
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DAEMON_VERSION,
+    AUDIT_CHECKPOINT_STORES,
+    AUDIT_STALL_SECONDS,
     DEFAULT_AUDIT_LOG,
     DEFAULT_CLIENT_TIMEOUT,
     DEFAULT_RATE_BURST,
@@ -253,16 +256,47 @@ def _parse_since(text):
     return value
 
 
+def _audit_verify(args):
+    """``audit verify``: the chain of the files, then the checkpoints of the last one's path."""
+    paths = [os.path.abspath(path) for path in args.audit_log]
+    try:
+        store = open_store(args.audit_checkpoint or "auto")
+    except ValueError as exc:
+        sys.stderr.write("remo-broker: %s\n" % exc)
+        return EXIT_USAGE
+    checkpoints = None
+    if store is None:
+        sys.stderr.write("remo-broker: warning: no checkpoint store (--audit-checkpoint): only the chain is checked; "
+                         "a rewritten, re-chained or cut log is not detected\n")
+    else:
+        try:
+            checkpoints = store.read(paths[-1])
+        except OSError as exc:
+            sys.stderr.write("remo-broker: cannot read the checkpoints (%s): %s\n" % (store.name, exc))
+            return EXIT_AUDIT_VERIFY_FAILED
+        if not checkpoints:
+            sys.stderr.write("remo-broker: warning: %s holds no checkpoint for %s\n" % (store.name, paths[-1]))
+    ok, _n, message = audit_verify(paths, checkpoints)
+    if ok:
+        sys.stdout.write("OK: %s\n" % message)
+        return EXIT_OK
+    sys.stderr.write("remo-broker: audit verification failed: %s\n" % message)
+    return EXIT_AUDIT_VERIFY_FAILED
+
+
 def cmd_audit(args):
     import collections
     import datetime
+    args.audit_log = args.audit_log or [DEFAULT_AUDIT_LOG]
     if args.action == "verify":
-        ok, n, message = audit_verify(args.audit_log)
-        if ok:
-            sys.stdout.write("OK: %s\n" % message)
-            return EXIT_OK
-        sys.stderr.write("remo-broker: audit verification failed: %s\n" % message)
-        return EXIT_AUDIT_VERIFY_FAILED
+        return _audit_verify(args)
+    if args.audit_checkpoint is not None:
+        sys.stderr.write("remo-broker: --audit-checkpoint is an option of `audit verify`\n")
+        return EXIT_USAGE
+    if len(args.audit_log) > 1:
+        sys.stderr.write("remo-broker: several --audit-log files are read by `audit verify` only\n")
+        return EXIT_USAGE
+    args.audit_log = args.audit_log[0]
     since = None
     if args.since:
         try:
@@ -347,6 +381,15 @@ def build_parser():
     p.add_argument("--max-peer-connections", type=_positive_int, default=DEFAULT_MAX_PEER_CONNECTIONS,
                    help="open connections per client process (default: %d)" % DEFAULT_MAX_PEER_CONNECTIONS)
     p.add_argument("--log-level", choices=sorted(LOG_LEVELS, key=LOG_LEVELS.get), default="info", help="stderr log level")
+    p.add_argument("--audit-checkpoint", default="auto", metavar="STORE",
+                   help="where the audit chain's checkpoints go: %s (default: auto = journal when journald runs)"
+                   % ", ".join(AUDIT_CHECKPOINT_STORES))
+    p.add_argument("--audit-stall-timeout", type=float, default=AUDIT_STALL_SECONDS, metavar="SECONDS",
+                   help="a writer that consumes nothing this long while events wait counts as failed (default: %g)"
+                   % AUDIT_STALL_SECONDS)
+    p.add_argument("--audit-fail-open", action="store_true",
+                   help="serve secrets even when the audit log cannot be written (default: refuse get with "
+                        "audit_unavailable)")
 
     add("status", cmd_status, "show daemon status (never values)")
     p = add("push", cmd_push, "replace all secrets with the JSON object read from stdin")
@@ -380,7 +423,12 @@ def build_parser():
     p.add_argument("--project", default=None, help="require this project name")
     p = add("audit", cmd_audit, "show audit events, or `audit verify` the hash chain", parents=())
     p.add_argument("action", nargs="?", choices=["verify"], help="verify the hash chain")
-    p.add_argument("--audit-log", default=DEFAULT_AUDIT_LOG, help="audit JSONL file (default: %s)" % DEFAULT_AUDIT_LOG)
+    p.add_argument("--audit-log", action="append", default=None,
+                   help="audit JSONL file (default: %s); verify takes it more than once for rotated files, "
+                        "oldest first" % DEFAULT_AUDIT_LOG)
+    p.add_argument("--audit-checkpoint", default=None, metavar="STORE",
+                   help="verify: the checkpoint store the daemon used: %s (default: auto)"
+                   % ", ".join(AUDIT_CHECKPOINT_STORES))
     p.add_argument("--project", default=None, help="only this project")
     p.add_argument("--since", default=None, help="ISO-8601 time or a duration (15m, 2h, 1d)")
     p.add_argument("--tail", type=int, default=None, metavar="N", help="only the last N events")

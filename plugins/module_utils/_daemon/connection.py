@@ -13,7 +13,6 @@ import socket
 import struct
 import time
 
-from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AUDIT_BATCH
 from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import NOT_IN_CONTAINER_REPLY, peer_in_container
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
@@ -98,7 +97,7 @@ class Connection:
         transport.set_write_buffer_limits(OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER)
         if project is not None:
             project.conns.add(self)
-            if broker.audit.paused:
+            if project.name in broker.audit.paused_projects:
                 transport.pause_reading()
         if broker.draining:
             self.closed = True
@@ -107,8 +106,7 @@ class Connection:
     def _refuse_peer(self, reply, extra):
         project = self.project
         project.counters["peer_unexpected"] += 1
-        self.broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, None, self.peer, 0,
-                                           extra))
+        self.broker.audit.emit_repeatable("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, self.peer, 0, extra)
         self.closed = True
         self.transport.write(reply)
         self.transport.close()
@@ -139,7 +137,7 @@ class Connection:
             self.data_received(held)
             if self.closed or self.output_paused:
                 return
-        if not (self.project is not None and self.broker.audit.paused):
+        if not (self.project is not None and self.project.name in self.broker.audit.paused_projects):
             self.transport.resume_reading()
 
     def eof_received(self):
@@ -232,8 +230,8 @@ class Connection:
         project = self.project
         if project is not None:
             project.counters["protocol_error"] += 1
-        self.broker.audit.emit(audit_event("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
-                                           DECISION_DENY, None, self.peer, 0, {"reason": "output_backlog"}))
+        self.broker.audit.emit_repeatable("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
+                                          DECISION_DENY, self.peer, 0, {"reason": "output_backlog"})
         self.closed = True
         self.buf = b""
         self.held = False
@@ -243,8 +241,8 @@ class Connection:
         project = self.project
         if project is not None:
             project.counters["protocol_error"] += 1
-        self.broker.audit.emit(audit_event("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
-                                           DECISION_DENY, None, self.peer, 0))
+        self.broker.audit.emit_repeatable("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
+                                          DECISION_DENY, self.peer, 0)
         self.closed = True
         self.buf = b""
         self.held = False

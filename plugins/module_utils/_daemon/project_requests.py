@@ -17,6 +17,7 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DECISION_ALLOW,
     DECISION_DENY,
+    E_AUDIT_UNAVAILABLE,
     E_DENIED,
     E_NOT_FOUND,
     E_PROTOCOL_ERROR,
@@ -54,7 +55,7 @@ class ProjectRequests:
                 project.tokens = tokens
                 project.counters["rate_limited"] += 1
                 retry = round((1.0 - tokens) / self.rate, 3) or 0.001
-                self.audit.emit(audit_event("request", project.name, E_RATE_LIMITED, DECISION_DENY, None, conn.peer, t0))
+                self.audit.emit_repeatable("request", project.name, E_RATE_LIMITED, DECISION_DENY, conn.peer, t0)
                 return err(E_RATE_LIMITED, "rate limit of %g requests/s exceeded for project %s" % (self.rate, project.name),
                            extra={"retry_after_seconds": retry})
             project.tokens = tokens - 1.0
@@ -84,6 +85,12 @@ class ProjectRequests:
                 if field is None:
                     return err(E_NOT_FOUND, "secret %s has not been pushed to the broker" % name)
                 return err(E_NOT_FOUND, "secret %s has no such field" % name)
+            if self.audit.refusing is not None:
+                # Fail closed: a value is never served without its audit line.
+                project.counters["audit_unavailable"] += 1
+                self.audit.emit_repeatable("get", project.name, E_AUDIT_UNAVAILABLE, DECISION_DENY, conn.peer, t0)
+                return err(E_AUDIT_UNAVAILABLE, "secrets are not served while the audit log cannot be written: %s"
+                           % self.audit.refusing)
             project.counters["allowed"] += 1
             self.audit.emit(audit_event("get", project.name, "ok", DECISION_ALLOW, name, conn.peer, t0))
             return reply
@@ -131,7 +138,7 @@ class ProjectRequests:
         """Count and audit a protocol error; returns the CloseAfter for the caller to raise."""
         project = conn.project
         project.counters["protocol_error"] += 1
-        self.audit.emit(audit_event(event, project.name, E_PROTOCOL_ERROR, DECISION_DENY, None, conn.peer, t0))
+        self.audit.emit_repeatable(event, project.name, E_PROTOCOL_ERROR, DECISION_DENY, conn.peer, t0)
         return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
     def _field_reply(self, name, field):

@@ -15,6 +15,7 @@ import sys
 import time
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests import AdminRequests
+from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint import open_store
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
 from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection, close_or_abort
@@ -75,7 +76,8 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.admin_server = None
         self.admin_sock = None
         self.started = None
-        self.audit = AuditQueue(self.audit_path, program)
+        self.audit = AuditQueue(self.audit_path, program, args.audit_checkpoint, args.audit_fail_open,
+                                float(args.audit_stall_timeout))
         self.peer_unexpected_reply = err(E_PEER_UNEXPECTED, "peer uid is not the expected uid of this project socket")
         self.internal_error_reply = err(E_INTERNAL_ERROR, "internal error (logged by type only)")
         self.hardening = {}
@@ -86,14 +88,18 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         # (project lines carry names, never values; admin lines are never cached)
         self.req_cache = {}
 
-    def _audit_pressure(self, paused):
-        """Audit backlog above the high-water mark: stop reading project connections."""
-        for conn in self.conns:
-            if conn.project is not None and not conn.closed and conn.transport is not None:
+    def _audit_pressure(self, name, paused):
+        """Project ``name`` is over its share of the audit backlog: stop reading its connections."""
+        project = self.projects.get(name)
+        for conn in project.conns if project is not None else ():
+            if not conn.closed and conn.transport is not None:
                 if paused:
                     conn.transport.pause_reading()
-                else:
+                elif not conn.output_paused:    # its own unsent replies keep it paused
                     conn.transport.resume_reading()
+
+    def _audit_health(self):
+        sd_notify("STATUS=%s" % self._status_line())
 
     def _admin_gid(self):
         if not self.admin_group:
@@ -112,7 +118,8 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.loop = loop = asyncio.get_running_loop()
         loop.set_exception_handler(self._loop_exception)
         self.started = time.monotonic()
-        self.audit.attach(loop, self._audit_pressure)
+        self.audit.attach(loop, self._audit_pressure, self.projects)
+        self.audit.on_health = self._audit_health
         self.admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(),
                                     refuse_live=True)
         self.admin_server = await loop.create_unix_server(lambda: Connection(self, None), sock=self.admin_sock,
@@ -125,6 +132,9 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         loop.add_signal_handler(signal.SIGHUP, self.reload_all)
         loop.call_later(min(1.0, max(0.05, self.client_timeout / 4)), self._sweep)
         start_extra = {"projects": len(self.projects)}
+        if self.audit.fail_open:
+            start_extra["audit_fail_open"] = 1
+            log("warning", "--audit-fail-open: secrets are served even when the audit log cannot be written")
         if self.audit.truncated_bytes:
             start_extra["audit_truncated_bytes"] = self.audit.truncated_bytes
             log("warning", "audit log ended in an incomplete line; %d byte(s) removed" % self.audit.truncated_bytes)
@@ -155,7 +165,11 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
     def _status_line(self):
-        return "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.secrets))
+        line = "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.secrets))
+        if self.audit.unavailable:
+            line += "; %s: %s" % ("audit failing, serving anyway" if self.audit.fail_open else "refusing get",
+                                  self.audit.unavailable)
+        return line
 
     def _sweep(self):
         """Close connections without a complete request within the client timeout."""
@@ -164,7 +178,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         for conn in list(self.conns):
             if conn.closed or conn.watching:
                 continue
-            if self.audit.paused and conn.project is not None:
+            if conn.project is not None and conn.project.name in self.audit.paused_projects:
                 conn.last = now   # not reading it (audit backpressure) is no client timeout
                 continue
             if now - conn.last > timeout:
@@ -209,6 +223,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         for project in self.projects.values():
             remove(project.socket_path)    # the directory and the symlink stay for the next start
         remove(admin_socket_path(self.run_dir))
+        self.audit.coalescer.flush()
         self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
         log("info", "stopped")
 
@@ -261,6 +276,15 @@ def serve(args, program):
     set_log_level(args.log_level)
     sys.excepthook = _excepthook
     os.umask(0o077)
+    try:
+        store = open_store(args.audit_checkpoint)
+    except ValueError as exc:
+        log("error", str(exc))
+        return EXIT_USAGE
+    args.audit_checkpoint = store.name if store is not None else "none"     # "auto" resolved once, here
+    if store is None:
+        log("warning", "audit chain checkpoints are off (--audit-checkpoint none, or auto without a journal): "
+                       "audit verify cannot detect a rewritten log")
     broker = Broker(args, program)
     broker.hardening = harden_process()
     for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE),

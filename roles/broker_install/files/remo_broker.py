@@ -177,6 +177,13 @@ module-level side effects.
         DEFAULT_RATE_BURST = 200
         AUDIT_FLUSH_INTERVAL = 0.05           # seconds between audit batches
         AUDIT_MAX_BUFFERED = 100000           # events kept in memory while the audit file fails
+        AUDIT_COALESCE_INTERVAL = 1.0         # seconds per summary line of one peer's repeated flood outcomes
+        AUDIT_CHECKPOINT_INTERVAL = 1.0       # seconds between chain checkpoints (seq, head) while lines are written
+        AUDIT_STALL_SECONDS = 10.0            # a writer that consumes nothing this long with events waiting is stalled
+        # Where `serve` anchors the chain and `audit verify` reads the anchors (docs/daemon.md#audit-log).
+        AUDIT_CHECKPOINT_STORES = ("auto", "journal", "none", "file:PATH")
+        JOURNAL_SOCKET = "/run/systemd/journal/socket"
+        JOURNAL_IDENTIFIER = "remo-broker-audit"
 
         # Connection limits and per-connection memory (docs/daemon.md#resource-limits).
         DEFAULT_MAX_PROJECT_CONNECTIONS = 256  # open connections per project socket
@@ -244,6 +251,7 @@ module-level side effects.
         E_RATE_LIMITED = "rate_limited"
         E_PEER_UNEXPECTED = "peer_unexpected"
         E_TOO_MANY_CONNECTIONS = "too_many_connections"
+        E_AUDIT_UNAVAILABLE = "audit_unavailable"
         # Client side only: never sent by the daemon.
         E_CONNECTION_ERROR = "connection_error"
 
@@ -251,7 +259,8 @@ module-level side effects.
                                        E_MANIFEST_INVALID, E_MANIFEST_NOT_FOUND, E_NOT_REGISTERED,
                                        E_CONFLICT, E_INTERNAL_ERROR, E_TOO_MANY_CONNECTIONS))
         PROJECT_ERROR_CODES = frozenset((E_DENIED, E_NOT_FOUND, E_RATE_LIMITED, E_PROTOCOL_ERROR,
-                                         E_INTERNAL_ERROR, E_PEER_UNEXPECTED, E_TOO_MANY_CONNECTIONS))
+                                         E_INTERNAL_ERROR, E_PEER_UNEXPECTED, E_TOO_MANY_CONNECTIONS,
+                                         E_AUDIT_UNAVAILABLE))
         ERROR_CODES = ADMIN_ERROR_CODES | PROJECT_ERROR_CODES
 
         # Audit decisions / outcomes
@@ -260,7 +269,7 @@ module-level side effects.
         AUDIT_GENESIS = "0" * 64
         # Per-project counters reported by `status`.
         COUNTER_NAMES = ("allowed", "denied", "not_found", "rate_limited", "peer_unexpected", "protocol_error",
-                         "connections_refused")
+                         "connections_refused", "audit_unavailable")
 
         # ---------------------------------------------------------------------------
         # CLI exit codes (remo_broker.py client commands)
@@ -2184,7 +2193,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
 
             def _admin_protocol_error(self, conn, message, t0):
                 """Audit a protocol error; returns the CloseAfter for the caller to raise."""
-                self.audit.emit(audit_event("protocol", None, E_PROTOCOL_ERROR, DECISION_DENY, None, conn.peer, t0))
+                self.audit.emit_repeatable("protocol", None, E_PROTOCOL_ERROR, DECISION_DENY, conn.peer, t0)
                 return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
             # -- ops: each returns (project or None, reply fields, audit extra or None) ----
@@ -2404,7 +2413,201 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
             }
 
     # ------------------------------------------------------------------------
-    class _m05:  # plugins/module_utils/_daemon/audit_event.py
+    class _m05:  # plugins/module_utils/_daemon/audit_checkpoint.py
+        # -*- coding: utf-8 -*-
+        # Copyright (c) remo.broker contributors
+        # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+        #
+        # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+        # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+        """Checkpoints of the audit chain, (seq, head hash), kept OUTSIDE the audit log.
+
+The writer process records one after its first write, then at most every
+``AUDIT_CHECKPOINT_INTERVAL`` while lines are written, and at exit; ``audit verify``
+compares the log with them (docs/daemon.md#audit-log says what that detects).
+
+Stores (``--audit-checkpoint``):
+
+* ``journal``: one entry per checkpoint sent to journald over its native datagram
+  socket (fields REMO_AUDIT_LOG, REMO_AUDIT_SEQ, REMO_AUDIT_HEAD).  journald owns the
+  journal files and stamps each entry with the sender's uid (``_UID``), so the daemon's
+  account can add entries but not rewrite or remove old ones; verify trusts only
+  entries sent by root or by the owner of the log (or its directory).
+* ``file:PATH``: JSON lines appended to PATH.  Only as strong as the file's
+  protection: whoever can write PATH can rewrite the anchors too (e.g. the daemon's
+  account, unless root made the file append-only with ``chattr +a``).
+* ``none``; ``auto`` is ``journal`` when the journal socket exists, else ``none``.
+"""
+        #
+        #
+
+        import json
+        import os
+
+        from ansible_collections.remo.broker.plugins.module_utils._protocol import JOURNAL_IDENTIFIER, JOURNAL_SOCKET
+        #
+
+        def open_store(spec, journal_socket=JOURNAL_SOCKET):
+            """The store named by ``spec`` (see the module docstring), or None; ValueError if bad."""
+            if spec == "auto":
+                spec = "journal" if os.path.exists(journal_socket) else "none"
+            if spec == "none":
+                return None
+            if spec == "journal":
+                return JournalStore(journal_socket)
+            if spec.startswith("file:") and os.path.isabs(spec[5:]) and "\0" not in spec:
+                return FileStore(spec[5:])
+            raise ValueError("audit checkpoint store must be auto, journal, none or file:/ABSOLUTE/PATH, not %r" % spec)
+        #
+
+        class JournalStore:
+            """Checkpoints as journald entries (native protocol, stdlib socket; read with journalctl)."""
+
+            name = "journal"
+
+            def __init__(self, socket_path=JOURNAL_SOCKET):
+                self.socket_path = socket_path
+                self._sock = None
+
+            def record(self, log_path, seq, head):
+                """Send one checkpoint entry; raises OSError."""
+                import socket
+                if self._sock is None:
+                    self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                fields = (("MESSAGE", "audit checkpoint seq=%d head=%s log=%s" % (seq, head, log_path)),
+                          ("SYSLOG_IDENTIFIER", JOURNAL_IDENTIFIER), ("PRIORITY", "6"), ("REMO_AUDIT_LOG", log_path),
+                          ("REMO_AUDIT_SEQ", str(seq)), ("REMO_AUDIT_HEAD", head))
+                self._sock.sendto("".join("%s=%s\n" % field for field in fields).encode("utf-8", "surrogateescape"),
+                                  self.socket_path)
+
+            def read(self, log_path):
+                """[(seq, head, where)] of the trusted entries for ``log_path``; raises OSError."""
+                import subprocess
+                argv = ["journalctl", "--no-pager", "-o", "json", "SYSLOG_IDENTIFIER=" + JOURNAL_IDENTIFIER,
+                        "REMO_AUDIT_LOG=" + log_path] + ["_UID=%d" % uid for uid in sorted(_trusted_uids(log_path))]
+                res = subprocess.run(argv, capture_output=True, check=False, timeout=120)
+                if res.returncode != 0:
+                    raise OSError("journalctl failed (%d): %s" % (res.returncode, res.stderr.decode("utf-8", "replace").strip()))
+                out = []
+                for raw in res.stdout.splitlines():
+                    try:
+                        entry = json.loads(raw)
+                        out.append((int(entry["REMO_AUDIT_SEQ"]), str(entry["REMO_AUDIT_HEAD"]),
+                                    "journal entry at %s" % entry.get("__REALTIME_TIMESTAMP", "?")))
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                return out
+        #
+
+        class FileStore:
+            """Checkpoints appended as JSON lines to a file (weaker than the journal: see above)."""
+
+            def __init__(self, path):
+                self.path = path
+                self.name = "file:" + path
+                self._fd = None
+
+            def record(self, log_path, seq, head):
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+                os.write(self._fd, json.dumps({"log": log_path, "seq": seq, "head": head}, separators=(",", ":")).encode() + b"\n")
+
+            def read(self, log_path):
+                out = []
+                try:
+                    fh = open(self.path, "rb")
+                except FileNotFoundError:
+                    return out
+                with fh:
+                    for n, raw in enumerate(fh, 1):
+                        try:
+                            entry = json.loads(raw)
+                            if entry.get("log") == log_path:
+                                out.append((int(entry["seq"]), str(entry["head"]), "%s line %d" % (self.path, n)))
+                        except (ValueError, KeyError, TypeError, AttributeError):
+                            continue
+                return out
+        #
+
+        def _trusted_uids(log_path):
+            """Root and the accounts owning the log or its directory (the daemon's)."""
+            uids = {0}
+            for path in (log_path, os.path.dirname(log_path)):
+                try:
+                    uids.add(os.stat(path).st_uid)
+                except OSError:
+                    pass
+            return uids
+
+    # ------------------------------------------------------------------------
+    class _m06:  # plugins/module_utils/_daemon/audit_coalesce.py
+        # -*- coding: utf-8 -*-
+        # Copyright (c) remo.broker contributors
+        # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+        #
+        # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+        # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+        """Coalescing of the outcomes a client can repeat at will (rate limited, protocol errors, ...).
+
+A flood of them would otherwise write one audit line each.  The first outcome of a peer
+is logged as usual; the repeats of the same (event, project, outcome, peer) are counted
+and written as ONE summary event per ``AUDIT_COALESCE_INTERVAL`` carrying
+``{"repeats": N}``.  A key without repeats in an interval is forgotten, so its next
+outcome is logged in full again.  The table holds at most ``COALESCE_ENTRIES`` peers;
+beyond that, new peers' repeats are counted under their (event, project, outcome) with
+a null peer, so the table stays bounded however many processes a project starts.
+"""
+        #
+        #
+
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
+
+        COALESCE_ENTRIES = 1024     # peers tracked one by one; more fold into one entry per (event, project, outcome)
+        #
+
+        class Coalescer:
+            """Counts repeats per peer between ``flush`` calls (the audit queue's interval timer)."""
+
+            __slots__ = ("_emit", "table")
+
+            def __init__(self, emit):
+                self._emit = emit
+                self.table = {}     # (event, project, outcome, extra items, pid, uid) -> [repeats since the last line, decision]
+
+            def emit(self, event, project, outcome, decision, peer, t0, extra=None):
+                """Audit one repeatable outcome: logged when new for this peer, else counted.
+
+        ``extra`` (small, constant per call site, e.g. a refusal reason) is part of the key
+        and repeated in the summary."""
+                table = self.table
+                tag = tuple(sorted(extra.items())) if extra else ()
+                key = (event, project, outcome, tag, peer[0], peer[1])
+                entry = table.get(key)
+                if entry is None and len(table) >= COALESCE_ENTRIES:
+                    key = (event, project, outcome, tag, None, None)
+                    entry = table.get(key)
+                if entry is not None:
+                    entry[0] += 1
+                    return
+                table[key] = [0, decision]
+                self._emit(audit_event(event, project, outcome, decision, None, peer, t0, extra))
+
+            def flush(self):
+                """One summary event per key repeated since the last flush; forget the quiet keys."""
+                table = self.table
+                for key, entry in list(table.items()):
+                    repeats = entry[0]
+                    if not repeats:
+                        del table[key]
+                        continue
+                    event, project, outcome, tag, pid, uid = key
+                    entry[0] = 0
+                    self._emit(audit_event(event, project, outcome, entry[1], None, (pid, uid), 0, dict(tag, repeats=repeats)))
+
+    # ------------------------------------------------------------------------
+    class _m07:  # plugins/module_utils/_daemon/audit_event.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2452,7 +2655,7 @@ extra       None or a dict of counts (e.g. {"added": 2})
                     int((_perf() - t0) * 1e6) if t0 else 0, extra)
 
     # ------------------------------------------------------------------------
-    class _m06:  # plugins/module_utils/_daemon/audit_file.py
+    class _m08:  # plugins/module_utils/_daemon/audit_file.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2536,35 +2739,75 @@ extra       None or a dict of counts (e.g. {"added": 2})
                 os.close(fd)
         #
 
-        def audit_verify(path):
-            """Check the hash chain of ``path``: (ok, lines_checked, message)."""
+        def audit_verify(paths, checkpoints=None):
+            """Check the chain of ``paths`` (oldest first, one chain) against ``checkpoints``.
+
+    ``checkpoints``: [(seq, head, where)] from the checkpoint store (audit_checkpoint.py),
+    or None when there is none.  Returns (ok, lines_checked, message).
+
+    The chain: line 1 of the first file is seq 1 with the genesis ``prev``; every later
+    line has the next seq and ``prev`` = sha256 of the line before.  A checkpoint (S, H)
+    says line S hashed to H when it was written: the line at seq S must still hash to H,
+    and the log must reach seq S.
+    """
+            anchors = {}
+            for seq, head, where in checkpoints or ():
+                if seq in anchors and anchors[seq][0] != head:
+                    return False, 0, "checkpoints disagree about seq %d (%s, %s): the checkpoint store was written by " \
+                                     "someone else too" % (seq, anchors[seq][1], where)
+                anchors[seq] = (head, where)
             prev = AUDIT_GENESIS
+            last_seq = 0
             n = 0
-            try:
-                fh = open(path, "rb")
-            except OSError as exc:
-                return False, 0, "cannot read %s: %s" % (path, exc.strerror)
-            with fh:
-                for n, raw in enumerate(fh, 1):
-                    line = raw.rstrip(b"\n")
-                    try:
-                        ev = json.loads(line)
-                    except ValueError:
-                        return False, n, "line %d is not valid JSON" % n
-                    if not isinstance(ev, dict):
-                        return False, n, "line %d is not a JSON object" % n
-                    got = ev.get("prev")
-                    if n == 1 and got != prev and isinstance(got, str) and len(got) == 64:
-                        # The file may start mid-chain (rotated); accept its first link.
-                        prev = got
-                    if got != prev:
-                        return False, n, ("line %d: hash chain broken (prev does not match line %d); "
-                                          "a line was removed, inserted or edited at or before line %d" % (n, n - 1, n - 1 if n > 1 else 1))
-                    prev = line_hash(line)
-            return True, n, "%d lines verified" % n
+            for path in paths:
+                try:
+                    fh = open(path, "rb")
+                except FileNotFoundError:
+                    if anchors:
+                        continue        # the checkpoints below then say what is missing
+                    return False, 0, "cannot read %s: file not found" % path
+                except OSError as exc:
+                    return False, n, "cannot read %s: %s" % (path, exc.strerror)
+                with fh:
+                    for lineno, raw in enumerate(fh, 1):
+                        n += 1
+                        where = "%s line %d" % (path, lineno)
+                        line = raw.rstrip(b"\n")
+                        try:
+                            ev = json.loads(line)
+                        except ValueError:
+                            return False, n, "%s is not valid JSON" % where
+                        if not isinstance(ev, dict):
+                            return False, n, "%s is not a JSON object" % where
+                        seq = ev.get("seq")
+                        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+                            return False, n, "%s has no sequence number (seq)" % where
+                        if seq != last_seq + 1:
+                            if last_seq == 0:
+                                return False, n, ("%s starts the chain at seq %d: lines 1..%d are not there (deleted, or "
+                                                  "rotated into an older file: give it first with another --audit-log)"
+                                                  % (where, seq, seq - 1))
+                            return False, n, "%s has seq %d after seq %d: lines were removed or inserted" % (where, seq, last_seq)
+                        if ev.get("prev") != prev:
+                            return False, n, ("%s: hash chain broken (prev does not match the line before); "
+                                              "a line was removed, inserted or edited just before it" % where)
+                        prev = line_hash(line)
+                        last_seq = seq
+                        anchor = anchors.get(seq)
+                        if anchor is not None and anchor[0] != prev:
+                            return False, n, ("%s (seq %d) does not match the checkpoint in %s: the log was rewritten at or "
+                                              "before this line and the chain recomputed" % (where, seq, anchor[1]))
+            beyond = [seq for seq in anchors if seq > last_seq]
+            if beyond:
+                top = max(beyond)
+                return False, n, ("the log ends at seq %d but %s checkpointed seq %d: lines %d..%d were cut from the end"
+                                  % (last_seq, anchors[top][1], top, last_seq + 1, top))
+            if checkpoints is None:
+                return True, n, "%d lines verified (chain only: no checkpoint store)" % n
+            return True, n, "%d lines verified, %d checkpoint(s) matched" % (n, len(anchors))
 
     # ------------------------------------------------------------------------
-    class _m07:  # plugins/module_utils/_daemon/audit_queue.py
+    class _m09:  # plugins/module_utils/_daemon/audit_queue.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2574,14 +2817,22 @@ extra       None or a dict of counts (e.g. {"added": 2})
 
         """The serving side of the audit log: queue events, send batches to the writer process.
 
-``emit`` is a deque append of an event's fields (audit_event.py).  The event loop marshals
-the queue in batches (every ``AUDIT_FLUSH_INTERVAL`` or every ``AUDIT_BATCH`` events)
-into a pipe read by the writer process (audit_writer.py), which ``start`` spawns as a
-fresh interpreter before the event loop, any thread or any secret exists.
+``emit`` is a deque append of an event's fields (audit_event.py); ``emit_repeatable``
+coalesces the outcomes a client can repeat at will (audit_coalesce.py).  The event loop
+marshals the queue in batches (every ``AUDIT_FLUSH_INTERVAL`` or every ``AUDIT_BATCH``
+events) into a pipe read by the writer process (audit_writer.py), which ``start``
+spawns as a fresh interpreter before the event loop, any thread or any secret exists.
 
-Backpressure: when more than ``AUDIT_HIGH_WATER`` events are sent but not yet consumed
-by the writer, ``on_pressure(True)`` is called (the broker pauses reading on project
-connections) until the backlog is below ``AUDIT_LOW_WATER``.
+Backpressure is per project: each batch's events are counted by project, and a project
+with more than its share of the events sent but not yet consumed by the writer
+(``AUDIT_HIGH_WATER`` split between the registered projects, at least
+``AUDIT_MIN_SHARE``) has ``on_pressure(name, True)`` called (the broker stops reading
+that project's connections) until it is below a quarter of its share.  Other projects
+and the admin socket keep being served.
+
+Fail closed: ``refusing`` is the reason the audit cannot be written (writer dead, write
+errors, writer stalled) or None; the broker answers ``get`` with ``audit_unavailable``
+while it is set, unless ``fail_open``.
 
 At stop, the remaining events are sent, the pipe is closed, and the writer drains,
 writes and exits; ``stop`` waits for it.  If the daemon is SIGKILLed, the writer still
@@ -2591,22 +2842,32 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
         #
 
         import collections
+        import json
         import marshal
+        import operator
         import os
         import sys
         import time
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon import audit_writer
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce import Coalescer
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file import (
             line_hash,
             read_last_line,
             truncate_torn_tail,
         )
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
-        from ansible_collections.remo.broker.plugins.module_utils._protocol import AUDIT_FLUSH_INTERVAL, AUDIT_GENESIS
+        from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+            AUDIT_COALESCE_INTERVAL,
+            AUDIT_FLUSH_INTERVAL,
+            AUDIT_GENESIS,
+            AUDIT_STALL_SECONDS,
+            E_AUDIT_UNAVAILABLE,
+        )
 
-        AUDIT_HIGH_WATER = 10000    # events not yet written: above this, project connections stop reading
-        AUDIT_LOW_WATER = 2500      # ... and resume below this
+        AUDIT_HIGH_WATER = 10000    # events not yet written, split between the projects: over its share, a project stops reading
+        AUDIT_MIN_SHARE = 256       # ... a project's share is never smaller than this
         AUDIT_BATCH = 1024          # queued events that trigger a send to the writer without waiting for the timer
         AUDIT_LOCK_WAIT = 5.0       # seconds to wait at start for a previous writer process to finish
         #
@@ -2614,14 +2875,27 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
         class AuditQueue:
             """Serving-process end of the audit pipe (see the module docstring)."""
 
-            def __init__(self, path, program):
+            def __init__(self, path, program, checkpoint_store="none", fail_open=False, stall_seconds=AUDIT_STALL_SECONDS):
                 self.path = path
+                self.stall_seconds = stall_seconds
                 self.program = program      # the daemon file the writer process runs
+                self.checkpoint_store = checkpoint_store
+                self.fail_open = fail_open
                 self.queue = collections.deque()
                 self.emit = self.queue.append   # the serving path: audit_event() fields in, one C call
+                self.coalescer = Coalescer(self.emit)
+                self.emit_repeatable = self.coalescer.emit
+                self._next_coalesce = 0.0
                 self.truncated_bytes = 0
-                self.paused = False
+                self.paused_projects = set()
+                self.backlog_by_project = {}    # project name (None: admin, lifecycle) -> events sent, not consumed
+                self._batches = collections.deque()     # (self.sent after the batch, {project: events in it})
+                self._projects = ()         # the broker's registered projects (their number sets each share)
                 self.on_pressure = None
+                self.on_health = None       # called after each change of ``unavailable``
+                self.unavailable = None     # why the audit cannot be written, or None
+                self.refusing = None        # = unavailable unless fail_open: the broker refuses get while set
+                self._progress = (0, 0.0)   # (consumed, monotonic time it last changed)
                 self.pid = None
                 self.sent = 0
                 self._loop = None
@@ -2646,6 +2920,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                 self.truncated_bytes = truncate_torn_tail(self.path)
                 last = read_last_line(self.path)
                 prev = line_hash(last) if last is not None else AUDIT_GENESIS
+                seq = _last_seq(self.path, last)
                 page_fd = os.memfd_create("remo-broker-audit-counters", os.MFD_CLOEXEC)
                 os.ftruncate(page_fd, audit_writer.PAGE_SIZE)
                 self._page = mmap.mmap(page_fd, audit_writer.PAGE_SIZE)
@@ -2660,7 +2935,8 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                 self._spawn = ([rfd, page_fd] + ([lock_fd] if lock_fd is not None else []),
                                [sys.executable, "-s", "-I", "-S"] + (["-B"] if sys.dont_write_bytecode else []) + [
                                    "-c", audit_writer.WRITER_BOOT, directory, module,
-                                   str(rfd), str(page_fd), str(lock_fd if lock_fd is not None else -1), prev, self.path])
+                                   str(rfd), str(page_fd), str(lock_fd if lock_fd is not None else -1), prev, self.path,
+                                   str(seq), self.checkpoint_store])
                 self._wfd = wfd
 
             def spawn_writer(self):
@@ -2707,10 +2983,16 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                     except OSError:
                         return fd
 
-            def attach(self, loop, on_pressure=None):
-                """Start the periodic send on ``loop``; the pipe becomes non-blocking."""
+            def attach(self, loop, on_pressure=None, projects=()):
+                """Start the periodic send on ``loop``; the pipe becomes non-blocking.
+
+        ``on_pressure(project_name, paused)``; ``projects``: the registered projects (a
+        live container, read for its size).
+        """
                 self._loop = loop
                 self.on_pressure = on_pressure
+                self._projects = projects
+                self._progress = (0, time.monotonic())
                 if self._wfd is not None:
                     os.set_blocking(self._wfd, False)
                 self._timer = loop.call_later(AUDIT_FLUSH_INTERVAL, self._tick)
@@ -2718,6 +3000,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
             def stop(self):
                 """Send what is left, close the pipe, wait for the writer to write it and exit."""
                 self.spawn_writer()         # a daemon that stops before READY still writes its events
+                self.coalescer.flush()
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
@@ -2753,7 +3036,12 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
 
             # -- sending --------------------------------------------------------------
             def _tick(self):
+                now = time.monotonic()
+                if now >= self._next_coalesce:
+                    self._next_coalesce = now + AUDIT_COALESCE_INTERVAL
+                    self.coalescer.flush()
                 self.pump()
+                self._check_health(now)
                 if self._loop is not None and not self._loop.is_closed():
                     self._timer = self._loop.call_later(AUDIT_FLUSH_INTERVAL, self._tick)
 
@@ -2768,9 +3056,39 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                     else:
                         payload = marshal.dumps(events)
                         self.sent += len(events)
+                        counts = collections.Counter(map(_PROJECT_OF, events))
+                        self._batches.append((self.sent, counts))
+                        backlog = self.backlog_by_project
+                        for project, n in counts.items():
+                            backlog[project] = backlog.get(project, 0) + n
                         self._send(audit_writer.FRAME.pack(len(payload)) + payload)
-                if self._page is not None and not self.paused and self.sent - self._consumed() > AUDIT_HIGH_WATER:
-                    self._set_paused(True)
+                if self._page is not None and self._batches:
+                    self._release()
+                    share = self.share()
+                    for project, n in self.backlog_by_project.items():
+                        if n > share and project is not None and project not in self.paused_projects:
+                            self._set_paused(project, True)
+
+            def share(self):
+                """Events one project may have waiting for the writer before it stops being read."""
+                return max(AUDIT_MIN_SHARE, AUDIT_HIGH_WATER // max(1, len(self._projects)))
+
+            def _release(self):
+                """Subtract the batches the writer has consumed from the per-project backlog."""
+                consumed = self._consumed()
+                batches = self._batches
+                backlog = self.backlog_by_project
+                while batches and batches[0][0] <= consumed:
+                    for project, n in batches.popleft()[1].items():
+                        left = backlog.get(project, 0) - n
+                        if left > 0:
+                            backlog[project] = left
+                        else:
+                            backlog.pop(project, None)
+
+            @property
+            def paused(self):
+                return bool(self.paused_projects)
 
             def _consumed(self):
                 return audit_writer.consumed(self._page)
@@ -2831,38 +3149,85 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                 self._lost += self.sent - self._consumed()
                 self.sent = self._consumed()
                 self._out = None
-                if self.paused:
-                    self._set_paused(False)
+                self._batches.clear()
+                self.backlog_by_project.clear()
+                for project in list(self.paused_projects):
+                    self._set_paused(project, False)
+                self._check_health(time.monotonic())
 
             # -- backpressure -----------------------------------------------------------
-            def _set_paused(self, paused):
-                self.paused = paused
+            def _set_paused(self, project, paused):
+                if paused:
+                    self.paused_projects.add(project)
+                else:
+                    self.paused_projects.discard(project)
                 if self.on_pressure is not None:
-                    self.on_pressure(paused)
-                if paused and self._loop is not None:
+                    self.on_pressure(project, paused)
+                if paused and self._poll is None and self._loop is not None:
                     self._poll = self._loop.call_later(0.002, self._check_resume)
 
             def _check_resume(self):
                 self._poll = None
-                if not self.paused:
+                if not self.paused_projects:
                     return
-                if self._dead or self.sent - self._consumed() < AUDIT_LOW_WATER:
-                    self._set_paused(False)
-                elif self._loop is not None and not self._loop.is_closed():
+                self._release()
+                self._check_health(time.monotonic())    # progress clears a stall before reading resumes
+                low = self.share() // 4
+                backlog = self.backlog_by_project
+                for project in list(self.paused_projects):
+                    if self._dead or backlog.get(project, 0) < low:
+                        self._set_paused(project, False)
+                if self.paused_projects and self._loop is not None and not self._loop.is_closed():
                     self._poll = self._loop.call_later(0.002, self._check_resume)
+
+            # -- fail closed --------------------------------------------------------------
+            def _check_health(self, now):
+                """Set ``unavailable``/``refusing`` from the writer's state; log and audit each change."""
+                reason = None
+                if self._dead:
+                    reason = "audit writer process exited"
+                elif self._page is not None and self.pid is not None:
+                    consumed, _w, _e, _d, _p, healthy, last_error = audit_writer.read_counters(self._page)
+                    if not healthy:
+                        reason = "cannot write the audit log %s: %s" % (self.path, last_error or "write failed")
+                    else:
+                        if consumed != self._progress[0] or self.sent == consumed:
+                            self._progress = (consumed, now)
+                        elif now - self._progress[1] > self.stall_seconds:
+                            reason = "audit writer has consumed nothing for %d s with %d event(s) waiting" % (
+                                now - self._progress[1], self.sent - consumed)
+                if reason == self.unavailable:
+                    return
+                was = self.unavailable
+                self.unavailable = reason
+                self.refusing = None if self.fail_open else reason
+                if reason is not None:
+                    log("error", "%s; %s" % (reason, "serving secrets anyway (--audit-fail-open)" if self.fail_open
+                                             else "get is refused with %s until it can be written" % E_AUDIT_UNAVAILABLE))
+                    self.emit(audit_event("audit", None, E_AUDIT_UNAVAILABLE, None, None, (os.getpid(), os.getuid()), 0))
+                elif was is not None:
+                    log("info", "audit log can be written again; serving secrets")
+                    self.emit(audit_event("audit", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
+                if self.on_health is not None:
+                    self.on_health()
 
             # -- status -----------------------------------------------------------------
             def status(self):
+                common = {"available": self.unavailable is None, "unavailable_reason": self.unavailable,
+                          "fail_open": self.fail_open, "backpressure": self.paused,
+                          "paused_projects": sorted(self.paused_projects), "checkpoint_store": self.checkpoint_store}
                 if self._page is None:     # not started (a Broker used in-process)
-                    return {"path": self.path, "healthy": False, "write_errors": 0, "last_error": "audit writer not started",
-                            "buffered": len(self.queue), "dropped": self._lost, "lines_written": 0, "writer_pid": None,
-                            "backpressure": self.paused}
+                    common.update({"path": self.path, "healthy": False, "write_errors": 0, "last_error": "audit writer not started",
+                                   "buffered": len(self.queue), "dropped": self._lost, "lines_written": 0, "writer_pid": None,
+                                   "checkpoint_seq": None, "checkpoint_errors": 0, "checkpoint_error": None})
+                    return common
                 consumed, written, errors, dropped, pending, healthy, last_error = audit_writer.read_counters(self._page)
+                cp_seq, cp_errors, cp_error = audit_writer.read_checkpoint_counters(self._page)
                 if self._dead:
                     healthy = 0
                     errors += 1
                     last_error = "audit writer process exited"
-                return {
+                common.update({
                     "path": self.path,
                     "healthy": bool(healthy),
                     "write_errors": errors,
@@ -2871,11 +3236,31 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                     "dropped": dropped + self._lost,
                     "lines_written": written,
                     "writer_pid": self.pid,
-                    "backpressure": self.paused,
-                }
+                    "checkpoint_seq": cp_seq or None,
+                    "checkpoint_errors": cp_errors,
+                    "checkpoint_error": cp_error,
+                })
+                return common
+        #
+
+        _PROJECT_OF = operator.itemgetter(2)     # the project field of an audit_event() tuple
+        #
+
+        def _last_seq(path, last):
+            """The ``seq`` of the file's last line (0: empty file; lines without one are counted)."""
+            if last is None:
+                return 0
+            try:
+                seq = json.loads(last).get("seq")
+            except (ValueError, AttributeError):
+                seq = None
+            if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0:
+                return seq
+            with open(path, "rb") as fh:    # a log written before lines carried seq: count them once
+                return sum(1 for _line in fh)
 
     # ------------------------------------------------------------------------
-    class _m08:  # plugins/module_utils/_daemon/audit_writer.py
+    class _m10:  # plugins/module_utils/_daemon/audit_writer.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2888,7 +3273,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
 The serving process (audit_queue.py) starts it as a fresh interpreter that imports the
 daemon file (its install-time bytecode) and runs ``main`` with ``WRITER_BOOT``, so it
 shares nothing of the serving heap and never holds a secret: of the daemon's modules it
-keeps this one and _protocol.py only.
+keeps this one, audit_checkpoint.py and _protocol.py only.
 Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 """
         #
@@ -2902,13 +3287,16 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         import sys
         import time
 
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint import open_store
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+            AUDIT_CHECKPOINT_INTERVAL,
             AUDIT_FLUSH_INTERVAL,
             AUDIT_LOG_MODE,
             AUDIT_MAX_BUFFERED,
+            E_AUDIT_UNAVAILABLE,
         )
 
-        # python3 -s -I -S -c WRITER_BOOT DAEMON_DIR DAEMON_MODULE PIPE_FD PAGE_FD LOCK_FD PREV PATH
+        # python3 -s -I -S -c WRITER_BOOT DAEMON_DIR DAEMON_MODULE PIPE_FD PAGE_FD LOCK_FD PREV PATH SEQ STORE
         WRITER_BOOT = "\n".join((
             "import sys",
             "sys.path.insert(0, sys.argv[1])",
@@ -2922,6 +3310,9 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         # then at ERR_OFFSET a u16 length + the utf-8 text of the last error.
         COUNTERS = struct.Struct("<QQQQQQQ")
         ERR_OFFSET = 64
+        # At CHECKPOINT_OFFSET: last checkpointed seq, failed checkpoints, u16 length + last checkpoint error.
+        CHECKPOINT = struct.Struct("<QQH")
+        CHECKPOINT_OFFSET = 1088
         PAGE_SIZE = 4096
         # A batch on the pipe: u32 length + marshal of a list of events, each a tuple of the
         # AuditEvent fields in order (audit_event.py).
@@ -2936,6 +3327,18 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 error = bytes(page[ERR_OFFSET + 2:ERR_OFFSET + 2 + elen])
                 if vals[0] % 2 == 0 and COUNTERS.unpack_from(page, 0)[0] == vals[0]:
                     return vals[1:] + (error.decode("utf-8", "replace") or None,)
+                time.sleep(0.0001)
+        #
+
+        def read_checkpoint_counters(page):
+            """(checkpoint_seq, checkpoint_errors, last checkpoint error) from the page."""
+            while True:
+                seq0 = COUNTERS.unpack_from(page, 0)[0]
+                cp_seq, cp_errors, elen = CHECKPOINT.unpack_from(page, CHECKPOINT_OFFSET)
+                start = CHECKPOINT_OFFSET + CHECKPOINT.size
+                error = bytes(page[start:start + elen])
+                if seq0 % 2 == 0 and COUNTERS.unpack_from(page, 0)[0] == seq0:
+                    return cp_seq, cp_errors, error.decode("utf-8", "replace") or None
                 time.sleep(0.0001)
         #
 
@@ -2958,15 +3361,23 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         class AuditFileWriter:
             """Writer-process state: the open file, the chain head, the lines not yet written."""
 
-            def __init__(self, path, fd, prev, page):
+            def __init__(self, path, fd, prev, page, seq=0, store=None):
                 self.path = path
                 self.fd = fd                # the flocked audit file (or None: opened on first write)
                 self.prev = prev
+                self.seq = seq              # seq of the last formatted line (the file's last line at start)
                 self.page = page
+                self.store = store          # audit_checkpoint store, or None
+                self.checkpoint_seq = 0     # seq of the last checkpoint recorded
+                self.checkpoint_errors = 0
+                self.checkpoint_error = None
+                self._written = (seq, prev)  # (seq, head) of the last line written to the file
+                self._checkpoint_at = 0.0   # monotonic time of the last checkpoint (0: none yet: the first write anchors)
                 self.write_errors = 0
                 self.last_error = None
                 self.healthy = True
                 self.dropped = 0
+                self.unrecorded_drops = 0   # dropped events no line records yet
                 self.lines_written = 0
                 self.consumed = 0
                 self.pending = []
@@ -2982,10 +3393,12 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 buf = b""
                 hsize = FRAME.size
                 while True:
-                    if self.pending:
-                        ready, _w, _x = select.select([rfd], [], [], AUDIT_FLUSH_INTERVAL)
+                    wait = self._wait()
+                    if wait is not None:
+                        ready, _w, _x = select.select([rfd], [], [], wait)
                         if not ready:
                             self.write()
+                            self.checkpoint()
                             self.publish()
                             continue
                     chunk = os.read(rfd, 1 << 20)
@@ -3002,9 +3415,37 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         pos += hsize + size
                     buf = buf[pos:] if pos else buf
                     self.write()
+                    self.checkpoint()
                     self.publish()
                 self.write()
+                self.checkpoint(final=True)
                 self.publish()
+
+            def _wait(self):
+                """Seconds to wait for the pipe before retrying a write or recording a checkpoint; None: block."""
+                if self.pending:
+                    return AUDIT_FLUSH_INTERVAL
+                if self.store is not None and self._written[0] != self.checkpoint_seq:
+                    return max(0.0, self._checkpoint_at + AUDIT_CHECKPOINT_INTERVAL - time.monotonic())
+                return None
+
+            def checkpoint(self, final=False):
+                """Record (seq, head) of the last written line when it is due (first write, interval, exit)."""
+                seq, head = self._written
+                if self.store is None or seq == self.checkpoint_seq or seq == 0:
+                    return
+                now = time.monotonic()
+                if not final and self._checkpoint_at and now - self._checkpoint_at < AUDIT_CHECKPOINT_INTERVAL:
+                    return
+                self._checkpoint_at = now
+                try:
+                    self.store.record(self.path, seq, head)
+                except OSError as exc:
+                    self.checkpoint_errors += 1
+                    self.checkpoint_error = "%s: %s" % (type(exc).__name__, exc.strerror or exc)
+                    return
+                self.checkpoint_seq = seq
+                self.checkpoint_error = None
 
             def publish(self):
                 page = self.page
@@ -3015,6 +3456,10 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                                    len(self.pending), 1 if self.healthy else 0)
                 struct.pack_into("<H", page, ERR_OFFSET, len(error))
                 page[ERR_OFFSET + 2:ERR_OFFSET + 2 + len(error)] = error
+                cp_error = (self.checkpoint_error or "").encode("utf-8", "replace")[:500]
+                CHECKPOINT.pack_into(page, CHECKPOINT_OFFSET, self.checkpoint_seq, self.checkpoint_errors, len(cp_error))
+                start = CHECKPOINT_OFFSET + CHECKPOINT.size
+                page[start:start + len(cp_error)] = cp_error
                 struct.pack_into("<Q", page, 0, seq + 1)
 
             def _middle(self, key):
@@ -3034,13 +3479,26 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 return mid
 
             def format_batch(self, events):
-                """Format and chain ``events`` into ``self.pending`` (lines without newline)."""
+                """Format and chain ``events`` into ``self.pending`` (lines without newline).
+
+        With AUDIT_MAX_BUFFERED lines already waiting (the file cannot be written), the
+        newest events are dropped before they are chained, and the next successful write
+        records how many (``_record_drops``): the chain stays whole, the loss is logged.
+        """
                 out = self.pending
+                self.consumed += len(events)
+                room = AUDIT_MAX_BUFFERED - len(out)
+                if room < len(events):
+                    lost = len(events) - max(0, room)
+                    self.dropped += lost
+                    self.unrecorded_drops += lost
+                    events = events[:max(0, room)]
                 prev = self.prev
                 sha = self._sha
                 mids = self._mid
                 sec_now = self._sec
                 prefix = self._sec_prefix
+                seq = self.seq
                 for ts, event, project, name, decision, outcome, pid, uid, latency_us, extra in events:   # AuditEvent order
                     key = (event, project, name, decision, outcome, pid, uid)
                     mid = mids.get(key)
@@ -3050,28 +3508,37 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                     if sec != sec_now:
                         sec_now = sec
                         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+                    seq += 1
                     if extra:
-                        line = ('{"ts":"%s.%06dZ",%s,"latency_us":%d,%s,"prev":"%s"}' % (
-                            prefix, int((ts - sec) * 1e6), mid, latency_us, json.dumps(extra, separators=(",", ":"))[1:-1],
+                        line = ('{"ts":"%s.%06dZ","seq":%d,%s,"latency_us":%d,%s,"prev":"%s"}' % (
+                            prefix, int((ts - sec) * 1e6), seq, mid, latency_us, json.dumps(extra, separators=(",", ":"))[1:-1],
                             prev)).encode("utf-8")
                     else:
-                        line = ('{"ts":"%s.%06dZ",%s,"latency_us":%d,"prev":"%s"}' % (
-                            prefix, int((ts - sec) * 1e6), mid, latency_us, prev)).encode("utf-8")
+                        line = ('{"ts":"%s.%06dZ","seq":%d,%s,"latency_us":%d,"prev":"%s"}' % (
+                            prefix, int((ts - sec) * 1e6), seq, mid, latency_us, prev)).encode("utf-8")
                     prev = sha(line).hexdigest()
                     out.append(line)
                 self._sec = sec_now
                 self._sec_prefix = prefix
+                self.seq = seq
                 self.prev = prev
-                self.consumed += len(events)
-                if len(out) > AUDIT_MAX_BUFFERED:
-                    drop = len(out) - AUDIT_MAX_BUFFERED
-                    self.dropped += drop
-                    del out[:drop]
+
+            def _record_drops(self):
+                """Chain one line saying how many events were dropped (after the lines kept before them)."""
+                lost, self.unrecorded_drops = self.unrecorded_drops, 0
+                room, self.pending = self.pending, []
+                self.format_batch([(time.time(), "audit", None, None, None, E_AUDIT_UNAVAILABLE, os.getpid(), os.getuid(), 0,
+                                    {"dropped": lost})])
+                self.consumed -= 1      # not an event the serving process sent
+                self.pending = room + self.pending
 
             def write(self):
                 out = self.pending
                 if not out or not self.open():
                     return
+                if self.unrecorded_drops:
+                    self._record_drops()
+                    out = self.pending
                 view = memoryview(b"\n".join(out) + b"\n")
                 try:
                     while view:
@@ -3090,6 +3557,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.lines_written += len(out)
                 self.pending = []
                 self.healthy = True
+                self._written = (self.seq, self.prev)
 
             def open(self):
                 if self.fd is not None:
@@ -3120,18 +3588,18 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         #
 
         def main(argv):
-            """``PIPE_FD PAGE_FD LOCK_FD PREV PATH`` (LOCK_FD -1: none); see WRITER_BOOT."""
+            """``PIPE_FD PAGE_FD LOCK_FD PREV PATH SEQ STORE`` (LOCK_FD -1: none); see WRITER_BOOT."""
             import mmap
             import signal
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)   # exit on pipe EOF only, after the last batch
             pipe_fd, page_fd, lock_fd = (int(v) for v in argv[:3])
-            prev, path = argv[3], argv[4]
+            prev, path, seq, store_spec = argv[3], argv[4], int(argv[5]), argv[6]
             page = mmap.mmap(page_fd, PAGE_SIZE)
             os.close(page_fd)
             import gc
             gc.collect()    # the daemon file's top-level code and the forgotten modules
-            writer = AuditFileWriter(path, lock_fd if lock_fd >= 0 else None, prev, page)
+            writer = AuditFileWriter(path, lock_fd if lock_fd >= 0 else None, prev, page, seq, open_store(store_spec))
             try:
                 writer.run(pipe_fd)
             except Exception as exc:  # pylint: disable=broad-except
@@ -3140,7 +3608,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             return 0
 
     # ------------------------------------------------------------------------
-    class _m09:  # plugins/module_utils/_daemon/cli.py
+    class _m11:  # plugins/module_utils/_daemon/cli.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3163,11 +3631,14 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             BrokerConnectionError,
             BrokerError,
         )
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint import open_store
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file import audit_verify
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import LOG_LEVELS
         from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError, discover_manifest, load_manifest
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             DAEMON_VERSION,
+            AUDIT_CHECKPOINT_STORES,
+            AUDIT_STALL_SECONDS,
             DEFAULT_AUDIT_LOG,
             DEFAULT_CLIENT_TIMEOUT,
             DEFAULT_RATE_BURST,
@@ -3396,16 +3867,47 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             return value
         #
 
+        def _audit_verify(args):
+            """``audit verify``: the chain of the files, then the checkpoints of the last one's path."""
+            paths = [os.path.abspath(path) for path in args.audit_log]
+            try:
+                store = open_store(args.audit_checkpoint or "auto")
+            except ValueError as exc:
+                sys.stderr.write("remo-broker: %s\n" % exc)
+                return EXIT_USAGE
+            checkpoints = None
+            if store is None:
+                sys.stderr.write("remo-broker: warning: no checkpoint store (--audit-checkpoint): only the chain is checked; "
+                                 "a rewritten, re-chained or cut log is not detected\n")
+            else:
+                try:
+                    checkpoints = store.read(paths[-1])
+                except OSError as exc:
+                    sys.stderr.write("remo-broker: cannot read the checkpoints (%s): %s\n" % (store.name, exc))
+                    return EXIT_AUDIT_VERIFY_FAILED
+                if not checkpoints:
+                    sys.stderr.write("remo-broker: warning: %s holds no checkpoint for %s\n" % (store.name, paths[-1]))
+            ok, _n, message = audit_verify(paths, checkpoints)
+            if ok:
+                sys.stdout.write("OK: %s\n" % message)
+                return EXIT_OK
+            sys.stderr.write("remo-broker: audit verification failed: %s\n" % message)
+            return EXIT_AUDIT_VERIFY_FAILED
+        #
+
         def cmd_audit(args):
             import collections
             import datetime
+            args.audit_log = args.audit_log or [DEFAULT_AUDIT_LOG]
             if args.action == "verify":
-                ok, n, message = audit_verify(args.audit_log)
-                if ok:
-                    sys.stdout.write("OK: %s\n" % message)
-                    return EXIT_OK
-                sys.stderr.write("remo-broker: audit verification failed: %s\n" % message)
-                return EXIT_AUDIT_VERIFY_FAILED
+                return _audit_verify(args)
+            if args.audit_checkpoint is not None:
+                sys.stderr.write("remo-broker: --audit-checkpoint is an option of `audit verify`\n")
+                return EXIT_USAGE
+            if len(args.audit_log) > 1:
+                sys.stderr.write("remo-broker: several --audit-log files are read by `audit verify` only\n")
+                return EXIT_USAGE
+            args.audit_log = args.audit_log[0]
             since = None
             if args.since:
                 try:
@@ -3490,6 +3992,15 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             p.add_argument("--max-peer-connections", type=_positive_int, default=DEFAULT_MAX_PEER_CONNECTIONS,
                            help="open connections per client process (default: %d)" % DEFAULT_MAX_PEER_CONNECTIONS)
             p.add_argument("--log-level", choices=sorted(LOG_LEVELS, key=LOG_LEVELS.get), default="info", help="stderr log level")
+            p.add_argument("--audit-checkpoint", default="auto", metavar="STORE",
+                           help="where the audit chain's checkpoints go: %s (default: auto = journal when journald runs)"
+                           % ", ".join(AUDIT_CHECKPOINT_STORES))
+            p.add_argument("--audit-stall-timeout", type=float, default=AUDIT_STALL_SECONDS, metavar="SECONDS",
+                           help="a writer that consumes nothing this long while events wait counts as failed (default: %g)"
+                           % AUDIT_STALL_SECONDS)
+            p.add_argument("--audit-fail-open", action="store_true",
+                           help="serve secrets even when the audit log cannot be written (default: refuse get with "
+                                "audit_unavailable)")
 
             add("status", cmd_status, "show daemon status (never values)")
             p = add("push", cmd_push, "replace all secrets with the JSON object read from stdin")
@@ -3523,7 +4034,12 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             p.add_argument("--project", default=None, help="require this project name")
             p = add("audit", cmd_audit, "show audit events, or `audit verify` the hash chain", parents=())
             p.add_argument("action", nargs="?", choices=["verify"], help="verify the hash chain")
-            p.add_argument("--audit-log", default=DEFAULT_AUDIT_LOG, help="audit JSONL file (default: %s)" % DEFAULT_AUDIT_LOG)
+            p.add_argument("--audit-log", action="append", default=None,
+                           help="audit JSONL file (default: %s); verify takes it more than once for rotated files, "
+                                "oldest first" % DEFAULT_AUDIT_LOG)
+            p.add_argument("--audit-checkpoint", default=None, metavar="STORE",
+                           help="verify: the checkpoint store the daemon used: %s (default: auto)"
+                           % ", ".join(AUDIT_CHECKPOINT_STORES))
             p.add_argument("--project", default=None, help="only this project")
             p.add_argument("--since", default=None, help="ISO-8601 time or a duration (15m, 2h, 1d)")
             p.add_argument("--tail", type=int, default=None, metavar="N", help="only the last N events")
@@ -3544,7 +4060,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             return args.func(args)
 
     # ------------------------------------------------------------------------
-    class _m10:  # plugins/module_utils/_daemon/connection.py
+    class _m12:  # plugins/module_utils/_daemon/connection.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3560,7 +4076,6 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         import struct
         import time
 
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AUDIT_BATCH
         from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import NOT_IN_CONTAINER_REPLY, peer_in_container
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
@@ -3645,7 +4160,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 transport.set_write_buffer_limits(OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER)
                 if project is not None:
                     project.conns.add(self)
-                    if broker.audit.paused:
+                    if project.name in broker.audit.paused_projects:
                         transport.pause_reading()
                 if broker.draining:
                     self.closed = True
@@ -3654,8 +4169,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             def _refuse_peer(self, reply, extra):
                 project = self.project
                 project.counters["peer_unexpected"] += 1
-                self.broker.audit.emit(audit_event("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, None, self.peer, 0,
-                                                   extra))
+                self.broker.audit.emit_repeatable("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, self.peer, 0, extra)
                 self.closed = True
                 self.transport.write(reply)
                 self.transport.close()
@@ -3686,7 +4200,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                     self.data_received(held)
                     if self.closed or self.output_paused:
                         return
-                if not (self.project is not None and self.broker.audit.paused):
+                if not (self.project is not None and self.project.name in self.broker.audit.paused_projects):
                     self.transport.resume_reading()
 
             def eof_received(self):
@@ -3779,8 +4293,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 project = self.project
                 if project is not None:
                     project.counters["protocol_error"] += 1
-                self.broker.audit.emit(audit_event("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
-                                                   DECISION_DENY, None, self.peer, 0, {"reason": "output_backlog"}))
+                self.broker.audit.emit_repeatable("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
+                                                  DECISION_DENY, self.peer, 0, {"reason": "output_backlog"})
                 self.closed = True
                 self.buf = b""
                 self.held = False
@@ -3790,8 +4304,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 project = self.project
                 if project is not None:
                     project.counters["protocol_error"] += 1
-                self.broker.audit.emit(audit_event("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
-                                                   DECISION_DENY, None, self.peer, 0))
+                self.broker.audit.emit_repeatable("protocol", project.name if project is not None else None, E_PROTOCOL_ERROR,
+                                                  DECISION_DENY, self.peer, 0)
                 self.closed = True
                 self.buf = b""
                 self.held = False
@@ -3807,7 +4321,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 conn.transport.close()
 
     # ------------------------------------------------------------------------
-    class _m11:  # plugins/module_utils/_daemon/connection_limits.py
+    class _m13:  # plugins/module_utils/_daemon/connection_limits.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3989,7 +4503,7 @@ per ``LIMIT_REPORT_INTERVAL``, not once each.
                         "max_admin": MAX_ADMIN_CONNECTIONS, "refused": self.refused, "accept_failures": self.accept_failures}
 
     # ------------------------------------------------------------------------
-    class _m12:  # plugins/module_utils/_daemon/peer_attestation.py
+    class _m14:  # plugins/module_utils/_daemon/peer_attestation.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4140,7 +4654,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             return {"container_id": cid, "hierarchy": hierarchy, "cgroup": cgroup}
 
     # ------------------------------------------------------------------------
-    class _m13:  # plugins/module_utils/_daemon/process.py
+    class _m15:  # plugins/module_utils/_daemon/process.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4232,7 +4746,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 pass
 
     # ------------------------------------------------------------------------
-    class _m14:  # plugins/module_utils/_daemon/project_requests.py
+    class _m16:  # plugins/module_utils/_daemon/project_requests.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4252,6 +4766,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             DECISION_ALLOW,
             DECISION_DENY,
+            E_AUDIT_UNAVAILABLE,
             E_DENIED,
             E_NOT_FOUND,
             E_PROTOCOL_ERROR,
@@ -4289,7 +4804,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                         project.tokens = tokens
                         project.counters["rate_limited"] += 1
                         retry = round((1.0 - tokens) / self.rate, 3) or 0.001
-                        self.audit.emit(audit_event("request", project.name, E_RATE_LIMITED, DECISION_DENY, None, conn.peer, t0))
+                        self.audit.emit_repeatable("request", project.name, E_RATE_LIMITED, DECISION_DENY, conn.peer, t0)
                         return err(E_RATE_LIMITED, "rate limit of %g requests/s exceeded for project %s" % (self.rate, project.name),
                                    extra={"retry_after_seconds": retry})
                     project.tokens = tokens - 1.0
@@ -4319,6 +4834,12 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                         if field is None:
                             return err(E_NOT_FOUND, "secret %s has not been pushed to the broker" % name)
                         return err(E_NOT_FOUND, "secret %s has no such field" % name)
+                    if self.audit.refusing is not None:
+                        # Fail closed: a value is never served without its audit line.
+                        project.counters["audit_unavailable"] += 1
+                        self.audit.emit_repeatable("get", project.name, E_AUDIT_UNAVAILABLE, DECISION_DENY, conn.peer, t0)
+                        return err(E_AUDIT_UNAVAILABLE, "secrets are not served while the audit log cannot be written: %s"
+                                   % self.audit.refusing)
                     project.counters["allowed"] += 1
                     self.audit.emit(audit_event("get", project.name, "ok", DECISION_ALLOW, name, conn.peer, t0))
                     return reply
@@ -4366,7 +4887,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 """Count and audit a protocol error; returns the CloseAfter for the caller to raise."""
                 project = conn.project
                 project.counters["protocol_error"] += 1
-                self.audit.emit(audit_event(event, project.name, E_PROTOCOL_ERROR, DECISION_DENY, None, conn.peer, t0))
+                self.audit.emit_repeatable(event, project.name, E_PROTOCOL_ERROR, DECISION_DENY, conn.peer, t0)
                 return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
             def _field_reply(self, name, field):
@@ -4376,7 +4897,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 return value_reply(name, value[field])
 
     # ------------------------------------------------------------------------
-    class _m15:  # plugins/module_utils/_daemon/registry.py
+    class _m17:  # plugins/module_utils/_daemon/registry.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4636,7 +5157,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 return load_manifest(manifest_path, expected_project=name)
 
     # ------------------------------------------------------------------------
-    class _m16:  # plugins/module_utils/_daemon/replies.py
+    class _m18:  # plugins/module_utils/_daemon/replies.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4700,7 +5221,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 self.project = project
 
     # ------------------------------------------------------------------------
-    class _m17:  # plugins/module_utils/_daemon/server.py
+    class _m19:  # plugins/module_utils/_daemon/server.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4718,6 +5239,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
         import time
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests import AdminRequests
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint import open_store
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
         from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection, close_or_abort
@@ -4778,7 +5300,8 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 self.admin_server = None
                 self.admin_sock = None
                 self.started = None
-                self.audit = AuditQueue(self.audit_path, program)
+                self.audit = AuditQueue(self.audit_path, program, args.audit_checkpoint, args.audit_fail_open,
+                                        float(args.audit_stall_timeout))
                 self.peer_unexpected_reply = err(E_PEER_UNEXPECTED, "peer uid is not the expected uid of this project socket")
                 self.internal_error_reply = err(E_INTERNAL_ERROR, "internal error (logged by type only)")
                 self.hardening = {}
@@ -4789,14 +5312,18 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 # (project lines carry names, never values; admin lines are never cached)
                 self.req_cache = {}
 
-            def _audit_pressure(self, paused):
-                """Audit backlog above the high-water mark: stop reading project connections."""
-                for conn in self.conns:
-                    if conn.project is not None and not conn.closed and conn.transport is not None:
+            def _audit_pressure(self, name, paused):
+                """Project ``name`` is over its share of the audit backlog: stop reading its connections."""
+                project = self.projects.get(name)
+                for conn in project.conns if project is not None else ():
+                    if not conn.closed and conn.transport is not None:
                         if paused:
                             conn.transport.pause_reading()
-                        else:
+                        elif not conn.output_paused:    # its own unsent replies keep it paused
                             conn.transport.resume_reading()
+
+            def _audit_health(self):
+                sd_notify("STATUS=%s" % self._status_line())
 
             def _admin_gid(self):
                 if not self.admin_group:
@@ -4815,7 +5342,8 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 self.loop = loop = asyncio.get_running_loop()
                 loop.set_exception_handler(self._loop_exception)
                 self.started = time.monotonic()
-                self.audit.attach(loop, self._audit_pressure)
+                self.audit.attach(loop, self._audit_pressure, self.projects)
+                self.audit.on_health = self._audit_health
                 self.admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(),
                                             refuse_live=True)
                 self.admin_server = await loop.create_unix_server(lambda: Connection(self, None), sock=self.admin_sock,
@@ -4828,6 +5356,9 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 loop.add_signal_handler(signal.SIGHUP, self.reload_all)
                 loop.call_later(min(1.0, max(0.05, self.client_timeout / 4)), self._sweep)
                 start_extra = {"projects": len(self.projects)}
+                if self.audit.fail_open:
+                    start_extra["audit_fail_open"] = 1
+                    log("warning", "--audit-fail-open: secrets are served even when the audit log cannot be written")
                 if self.audit.truncated_bytes:
                     start_extra["audit_truncated_bytes"] = self.audit.truncated_bytes
                     log("warning", "audit log ended in an incomplete line; %d byte(s) removed" % self.audit.truncated_bytes)
@@ -4858,7 +5389,11 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
             def _status_line(self):
-                return "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.secrets))
+                line = "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.secrets))
+                if self.audit.unavailable:
+                    line += "; %s: %s" % ("audit failing, serving anyway" if self.audit.fail_open else "refusing get",
+                                          self.audit.unavailable)
+                return line
 
             def _sweep(self):
                 """Close connections without a complete request within the client timeout."""
@@ -4867,7 +5402,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 for conn in list(self.conns):
                     if conn.closed or conn.watching:
                         continue
-                    if self.audit.paused and conn.project is not None:
+                    if conn.project is not None and conn.project.name in self.audit.paused_projects:
                         conn.last = now   # not reading it (audit backpressure) is no client timeout
                         continue
                     if now - conn.last > timeout:
@@ -4912,6 +5447,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 for project in self.projects.values():
                     remove(project.socket_path)    # the directory and the symlink stay for the next start
                 remove(admin_socket_path(self.run_dir))
+                self.audit.coalescer.flush()
                 self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
                 log("info", "stopped")
         #
@@ -4964,6 +5500,15 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             set_log_level(args.log_level)
             sys.excepthook = _excepthook
             os.umask(0o077)
+            try:
+                store = open_store(args.audit_checkpoint)
+            except ValueError as exc:
+                log("error", str(exc))
+                return EXIT_USAGE
+            args.audit_checkpoint = store.name if store is not None else "none"     # "auto" resolved once, here
+            if store is None:
+                log("warning", "audit chain checkpoints are off (--audit-checkpoint none, or auto without a journal): "
+                               "audit verify cannot detect a rewritten log")
             broker = Broker(args, program)
             broker.hardening = harden_process()
             for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE),
@@ -4990,7 +5535,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             return EXIT_OK
 
     # ------------------------------------------------------------------------
-    class _m18:  # plugins/module_utils/_daemon/sockets.py
+    class _m20:  # plugins/module_utils/_daemon/sockets.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5159,25 +5704,27 @@ symlink to the socket for host-side tools.
 
 
 _MODULES = (
-    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 192),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 307, 1299),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1609, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1823, 216),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 2042, 363),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m05', 2408, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2456, 109),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2568, 308),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2879, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 3144, 401),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3548, 260),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m11', 3811, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m12', 3993, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m13', 4144, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m14', 4236, 141),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m15', 4380, 257),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m16', 4640, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m17', 4704, 287),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m18', 4994, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 201),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 316, 1299),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1618, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1832, 216),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 2051, 363),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m05', 2417, 125),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m06', 2545, 63),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m07', 2611, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m08', 2659, 149),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m09', 2811, 450),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m10', 3264, 345),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m11', 3612, 449),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m12', 4064, 258),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m13', 4325, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m14', 4507, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m15', 4658, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m16', 4750, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m17', 4901, 257),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m18', 5161, 61),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m19', 5225, 311),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m20', 5539, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

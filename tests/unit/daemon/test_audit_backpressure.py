@@ -4,11 +4,12 @@
 
 """The audit writer process: bounded backlog (backpressure), crash and stop behaviour.
 
-Audit events are sent from the event loop to a writer process forked at start, which
-formats, chains and appends them.  When more than AUDIT_HIGH_WATER events are not yet
-consumed by the writer, the daemon stops reading project connections until the backlog
-is below AUDIT_LOW_WATER: memory stays bounded, and so does the number of served
-requests without an audit line.  These tests stop the writer with SIGSTOP to force it.
+Audit events are sent from the event loop to a writer process started after READY,
+which formats, chains and appends them.  When a project has more than its share of
+AUDIT_HIGH_WATER events not yet consumed by the writer (all of it when it is the only
+project), the daemon stops reading that project's connections until it is below a
+quarter of its share: memory stays bounded, and so does the number of served requests
+without an audit line.  These tests stop the writer with SIGSTOP to force it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ VALUE = "tok-" + "v" * 20
 
 
 def _start(tmp_path):
-    broker = Daemon(tmp_path, rate_limit=0).start()
+    # These tests stop the writer on purpose; its stall detection (fail closed after
+    # 10 s without progress) is test_audit_hardening.py's concern.
+    broker = Daemon(tmp_path, ("--audit-stall-timeout", "600"), rate_limit=0).start()
     broker.add_project("bp", ("TOKEN",))
     broker.admin_ok("push-creds", secrets={"TOKEN": VALUE})
     return broker
@@ -191,20 +194,21 @@ def test_sigkill_of_the_daemon_loses_at_most_one_batch_of_audit_lines(tmp_path):
     assert rc == 0, out
 
 
-def test_a_dead_writer_is_reported_and_serving_continues(tmp_path):
+def test_a_dead_writer_is_reported_and_the_daemon_fails_closed(tmp_path):
     broker = _start(tmp_path)
     try:
         writer = broker.admin("status")["audit"]["writer_pid"]
         os.kill(writer, signal.SIGKILL)
         _wait_gone(writer)
-        for _i in range(3):
-            assert broker.project("bp", "get", name="TOKEN")["value"] == VALUE
-        # the next batch sent to the pipe finds the writer gone
+        # the next batch sent to the pipe finds the writer gone; from then on no value is
+        # served without its audit line (test_audit_hardening.py covers the refusal)
         audit = wait_for(lambda a: a["healthy"] is False, what="the dead writer to be reported",
-                         get=lambda: broker.admin("status")["audit"])
+                         get=lambda: (broker.project("bp", "ping"), broker.admin("status")["audit"])[1])
         assert audit["healthy"] is False and audit["last_error"] == "audit writer process exited", audit
         assert audit["write_errors"] >= 1 and audit["dropped"] >= 1
         assert audit["backpressure"] is False
+        wait_for(lambda: broker.admin("status")["audit"]["available"] is False, what="the refusal to start")
+        assert broker.project("bp", "get", name="TOKEN")["code"] == "audit_unavailable"
         assert broker.project("bp", "ping")["ok"] is True
     finally:
         assert broker.stop() == 0

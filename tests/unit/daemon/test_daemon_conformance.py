@@ -539,18 +539,20 @@ def test_audit_file_mode_and_chain(broker):
         assert event["prev"] == hashlib.sha256(prev_line).hexdigest()
 
 
-def test_audit_write_failure_is_reported_and_serving_continues(broker_factory):
+def test_audit_write_failure_is_reported_and_get_is_refused(broker_factory):
     broker = broker_factory(start=False)
     broker.audit_log = "/dev/full"
     broker.start()
     broker.make_project("full", ["A"], expected_uid=os.getuid())
     _push(broker, {"A": TOKEN})
-    assert broker.project_call("full", "get", name="A")["value"] == TOKEN
-    audit = wait_for(lambda a: a["write_errors"], what="the failed audit write to be reported",
+    audit = wait_for(lambda a: a["write_errors"] and not a["available"], what="the failed audit write to be reported",
                      get=lambda: broker.call("status")["audit"])
     assert audit["write_errors"] >= 1
     assert audit["healthy"] is False
-    assert audit["last_error"] and "OSError" in audit["last_error"] or "No space" in audit["last_error"]
+    assert "No space left on device" in audit["last_error"] and "No space left" in audit["unavailable_reason"]
+    with pytest.raises(BrokerError) as refused:
+        broker.project_call("full", "get", name="A")
+    assert refused.value.code == "audit_unavailable" and TOKEN not in refused.value.message
     assert broker.project_call("full", "ping")["ok"] is True
 
 

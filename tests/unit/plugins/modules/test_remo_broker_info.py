@@ -98,3 +98,18 @@ def test_permission_denied_on_socket_directory(traversable_daemon):
     assert "_child_error" not in result, result
     assert result["failed"] and result["failure"]["code"] == "connection_error"
     assert "permission denied" in result["msg"].lower()
+
+
+def test_warns_when_the_audit_log_cannot_be_written(broker_factory):
+    from ansible_collections.remo.broker.tests.unit.broker_harness import wait_for
+    broker = broker_factory(start=False)
+    broker.audit_log = "/dev/full"      # every write fails: the daemon refuses get
+    broker.start()
+    broker.admin("status")              # an event, so the writer tries (and fails) to write
+    conn = {"socket_path": broker.admin_socket, "timeout": 5.0}
+    result = wait_for(lambda r: r["status"]["audit"]["available"] is False, 20, interval=0.1,
+                      what="the failing audit log to be reported", get=lambda: info(conn))
+    assert result["_rc"] == 0 and "No space left" in result["status"]["audit"]["unavailable_reason"]
+    import json
+    warnings = json.dumps(result.get("warnings"))      # plain strings or WarningSummary objects (newer cores)
+    assert "cannot write its audit log" in warnings and "get is refused with audit_unavailable" in warnings, result

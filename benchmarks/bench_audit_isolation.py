@@ -1,0 +1,149 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Isolation under an audit flood: project B's ``get`` latency while project A floods.
+
+Not a test: run it by hand (numbers go to docs/benchmarks.md).
+
+    .venv/bin/python benchmarks/bench_audit_isolation.py [--requests 2000] [--json FILE]
+
+For each flood, a fresh daemon (the role's remo_broker.py, through the test harness)
+with projects ``a`` and ``b``; B sends ``--requests`` sequential gets on one connection
+while A runs the flood in a separate process, and B's p50/p99 are reported as a ratio to
+B's idle p99 measured on the same daemon just before.  Floods:
+
+* ``rate_limited``: the default rate limit (100/s, burst 200); A pipelines gets on 4
+  connections without pause, so nearly every request is rate limited (coalesced audit);
+* ``audit_volume``: ``--rate-limit 0``; A pipelines gets on 4 connections as fast as
+  the daemon answers (one audit line each: the writer's backlog is A's).
+
+Also reported: the daemon's peak RSS (VmHWM) and the audit lines written per flood.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import socket
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+_COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
+sys.path.insert(0, _COLLECTIONS)
+
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon  # noqa: E402  pylint: disable=wrong-import-position
+
+GET = b'{"op":"get","name":"TOKEN"}\n'
+
+
+def _flood(path, stop, connections=4, depth=256):
+    """A's client: keep ``depth`` requests in flight on each connection until ``stop``."""
+    socks = []
+    for _i in range(connections):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        sock.setblocking(False)
+        socks.append(sock)
+    burst = GET * depth
+    pending = {sock: 0 for sock in socks}
+    while not stop.is_set():
+        for sock in socks:
+            if pending[sock] < depth:
+                try:
+                    sock.send(burst)
+                    pending[sock] += depth
+                except BlockingIOError:
+                    pass
+            try:
+                pending[sock] -= sock.recv(1 << 20).count(b"\n")
+            except BlockingIOError:
+                pass
+        time.sleep(0)
+
+
+def _latencies(path, n):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    out = []
+    for _i in range(n):
+        t0 = time.perf_counter()
+        sock.sendall(GET)
+        buf = b""
+        while not buf.endswith(b"\n"):
+            buf += sock.recv(65536)
+        out.append(time.perf_counter() - t0)
+    sock.close()
+    out.sort()
+    return out
+
+
+def _pct(sorted_values, q):
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def _vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid, encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+def run_point(name, rate_limit, requests):
+    base = tempfile.mkdtemp(prefix="rbiso", dir="/tmp")
+    broker = Daemon(base, rate_limit=rate_limit).start()
+    try:
+        for project in ("a", "b"):
+            broker.add_project(project, ("TOKEN",))
+        broker.admin_ok("push-creds", secrets={"TOKEN": "bench-value"})
+        idle = _latencies(broker.project_socket("b"), requests)
+        lines_before = broker.admin("status")["audit"]["lines_written"]
+        stop = multiprocessing.Event()
+        proc = multiprocessing.Process(target=_flood, args=(broker.project_socket("a"), stop), daemon=True)
+        proc.start()
+        time.sleep(1.0)     # the flood is running and the writer's backlog is A's
+        loaded = _latencies(broker.project_socket("b"), requests)
+        status = broker.admin("status")
+        stop.set()
+        proc.join(10)
+        counters = {p["name"]: p["counters"] for p in status["projects"]}
+        return {
+            "flood": name,
+            "b_idle_p50_us": round(_pct(idle, 0.5) * 1e6),
+            "b_idle_p99_us": round(_pct(idle, 0.99) * 1e6),
+            "b_flood_p50_us": round(_pct(loaded, 0.5) * 1e6),
+            "b_flood_p99_us": round(_pct(loaded, 0.99) * 1e6),
+            "b_flood_max_us": round(loaded[-1] * 1e6),
+            "p99_ratio": round(_pct(loaded, 0.99) / _pct(idle, 0.99), 2),
+            "a_requests": sum(counters["a"].values()),
+            "a_rate_limited": counters["a"]["rate_limited"],
+            "audit_lines_during_flood": status["audit"]["lines_written"] - lines_before,
+            "peak_rss_kib": _vm_hwm_kib(broker.pid),
+            "a_paused_at_end": status["audit"]["paused_projects"],
+        }
+    finally:
+        broker.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="B's sequential gets per measurement")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args()
+    results = {"load_average": os.getloadavg(), "cpus": os.cpu_count(),
+               "points": [run_point("rate_limited", None, args.requests),
+                          run_point("audit_volume", 0, args.requests)]}
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
