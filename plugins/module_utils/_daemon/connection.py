@@ -17,6 +17,7 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event im
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AUDIT_BATCH
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import send_wiped
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DECISION_DENY,
     E_PEER_UNEXPECTED,
@@ -131,7 +132,10 @@ class Connection:
             self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
             return
         if out:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if len(out) == 1:
+                self.transport.write(out[0])
+            else:
+                send_wiped(self.transport, out)    # a joined copy of replies that may carry values
         audit = self.broker.audit
         if len(audit.queue) >= AUDIT_BATCH:
             audit.pump()

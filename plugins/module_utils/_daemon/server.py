@@ -13,6 +13,7 @@ import os
 import sys
 import time
 
+from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection import AdminConnection
 from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests import AdminRequests
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
@@ -27,6 +28,8 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.process import
 from ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests import ProjectRequests
 from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Registry
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import err
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import harden_memory
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import SecretStore
 from ansible_collections.remo.broker.plugins.module_utils._daemon.sockets import bind_unix, remove
 from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
@@ -57,9 +60,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.rate = float(args.rate_limit)
         self.burst = float(args.rate_burst) if args.rate_burst else max(1.0, self.rate)
         self.admin_group = args.admin_group
-        self.secrets = {}
-        self.get_replies = {}
-        self.secrets_loaded_at = None
+        self.store = SecretStore()
         self.projects = {}
         self.conns = set()
         self.draining = False
@@ -105,7 +106,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.audit.attach(loop, self._audit_pressure)
         self.admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(),
                                     refuse_live=True)
-        self.admin_server = await loop.create_unix_server(lambda: Connection(self, None), sock=self.admin_sock, backlog=1024)
+        self.admin_server = await loop.create_unix_server(lambda: AdminConnection(self), sock=self.admin_sock, backlog=1024)
         self.restore_registrations()
         self._stop_future = loop.create_future()
         loop.add_signal_handler(signal.SIGTERM, self._request_stop, "SIGTERM")
@@ -143,7 +144,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
     def _status_line(self):
-        return "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.secrets))
+        return "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.store))
 
     def _sweep(self):
         """Close connections without a complete request within the client timeout."""
@@ -217,6 +218,7 @@ def serve(args, program):
     os.umask(0o077)
     broker = Broker(args, program)
     broker.hardening = harden_process()
+    broker.hardening.update(harden_memory())
     for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE)):
         if not os.path.isdir(path):
             os.makedirs(path, mode, exist_ok=True)
