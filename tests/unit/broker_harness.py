@@ -241,6 +241,32 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS for pid %d" % pid)
 
 
+def memory_hits(pid, needle):
+    """Occurrences of ``needle`` in the readable memory of process ``pid`` (/proc/PID/maps + mem).
+
+    Needs ptrace access to ``pid`` (root with CAP_SYS_PTRACE for the daemon, which is not
+    dumpable).  A match that spans two mappings is not counted; mappings are contiguous
+    only by chance, and a value is never split across them by the allocator.
+    """
+    hits = 0
+    with open("/proc/%d/maps" % pid, encoding="ascii") as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            if "r" not in fields[1] or fields[-1] in ("[vvar]", "[vsyscall]"):
+                continue
+            try:
+                mem.seek(low)
+                data = mem.read(high - low)
+            except OSError:
+                continue        # a mapping that vanished or cannot be read (guard pages)
+            start = data.find(needle)
+            while start >= 0:
+                hits += 1
+                start = data.find(needle, start + 1)
+    return hits
+
+
 def pss_kib(pid):
     """Proportional set size of ``pid`` in KiB (from /proc/PID/smaps_rollup)."""
     with open("/proc/%d/smaps_rollup" % pid, encoding="ascii") as handle:
@@ -286,7 +312,7 @@ def install_daemon(source=None):
 class Daemon:
     """``remo_broker serve`` in BASE/{run,state,log}, started as the unit starts it."""
 
-    def __init__(self, base, extra_args=(), env=None, rate_limit=None, client_timeout=None, daemon=None):
+    def __init__(self, base, extra_args=(), env=None, rate_limit=None, client_timeout=None, daemon=None, wrapper=()):
         self.base = str(base)
         self.run_dir = os.path.join(self.base, "run")
         self.state_dir = os.path.join(self.base, "state")
@@ -301,6 +327,8 @@ class Daemon:
         self.extra_args = list(extra_args)
         self.env = env
         self.daemon = daemon or DAEMON
+        # argv run before the daemon's own (for example prlimit or setpriv); it must exec it
+        self.wrapper = list(wrapper)
         self.proc = None
         self.ready_seconds = None
         self._notify = None
@@ -312,7 +340,7 @@ class Daemon:
         return self.proc.pid
 
     def argv(self):
-        argv = [sys.executable, "-s", "-m", "remo_broker", "serve", "--run-dir", self.run_dir,
+        argv = self.wrapper + [sys.executable, "-s", "-m", "remo_broker", "serve", "--run-dir", self.run_dir,
                 "--state-dir", self.state_dir, "--audit-log", self.audit_log]
         if self.rate_limit is not None:
             argv += ["--rate-limit", str(self.rate_limit)]

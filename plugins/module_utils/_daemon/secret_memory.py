@@ -34,56 +34,58 @@ _MAX_REFS = 6       # more references than the caller's few: shared somewhere, n
 
 
 class _Layout:
-    """Offsets of the character data in bytes and str objects, verified on probes (or None)."""
+    """The whole address space as one writable memoryview, and where bytes and str keep
+    their data, verified on probe objects at start."""
 
     def __init__(self):
-        self.ok = False
-        self.error = None
-        try:
-            import ctypes
-            self.memset = ctypes.memset
-            self.string_at = ctypes.string_at
-            self.u8 = ctypes.c_uint8
-            self.u16 = ctypes.c_uint16
-            self.u32 = ctypes.c_uint32
-            self.bytes_offset = bytes.__basicsize__ - 1
-            self.ascii_offset = sys.getsizeof("") - 1
-            self.compact_offset = sys.getsizeof("\xe9") - 2
-            self._verify()
-            self.ok = True
-        except Exception as exc:  # pylint: disable=broad-except
-            self.error = "%s: %s" % (type(exc).__name__, exc)
+        import ctypes
+        # A slice assignment on this view is a memcpy, several times cheaper than a
+        # ctypes.memset call, and the copy into a reply needs no intermediate object.
+        self.memory = memoryview((ctypes.c_char * _SPAN).from_address(0)).cast("B")
+        self.bytes_offset = bytes.__basicsize__ - 1
+        self.ascii_offset = sys.getsizeof("") - 1
+        self.compact_offset = sys.getsizeof("\xe9") - 2
+        self._verify()
 
     def _verify(self):
         """Refuse to wipe anything unless the offsets find known probe contents."""
         tag = "remo-probe-%d-" % os.getpid()
-        probe_b = (tag + "b").encode("ascii")
-        if self.string_at(id(probe_b) + self.bytes_offset, len(probe_b) + 1) != probe_b + b"\0":
+        probe = (tag + "b").encode("ascii")
+        if self.read(id(probe) + self.bytes_offset, len(probe) + 1) != probe + b"\0":
             raise RuntimeError("bytes layout not recognised")
         for text, encoding, kind, ascii_ in ((tag + "a", "ascii", 1, 1), (tag + "\xe9", "latin-1", 1, 0),
                                              (tag + "\u0100", "utf-16-le", 2, 0), (tag + "\U00010000", "utf-32-le", 4, 0)):
-            state = self.state(text)
-            if state != (0, kind, 1, ascii_):
+            if self.state(text) != (0, kind, 1, ascii_):
                 raise RuntimeError("str state not recognised")
-            if self.string_at(self._str_data(text, kind, ascii_), len(text) * kind) != text.encode(encoding):
+            offset = self.ascii_offset if ascii_ else self.compact_offset
+            if self.read(id(text) + offset, (len(text) + 1) * kind) != (text + "\0").encode(encoding):
                 raise RuntimeError("str layout not recognised")
-        interned = sys.intern(tag + "interned")
-        if self.state(interned)[0] == 0:
+        if self.state(sys.intern(tag + "interned"))[0] == 0:
             raise RuntimeError("str interned flag not recognised")
 
+    def read(self, addr, n):
+        return self.memory[addr:addr + n].tobytes()
+
     def state(self, text):
-        bits = self.u32.from_address(id(text) + _STATE_OFFSET).value
+        """(interned, kind, compact, ascii) from a str's header."""
+        bits = self.memory[id(text) + _STATE_OFFSET]
         return bits & 3, (bits >> 2) & 7, (bits >> 5) & 1, (bits >> 6) & 1
 
-    def _str_data(self, text, kind, ascii_):
-        return id(text) + (self.ascii_offset if ascii_ else self.compact_offset)
+    def clear(self, addr, n):
+        memory = self.memory
+        while n > 0:
+            step = min(n, _ZERO_SIZE)
+            memory[addr:addr + step] = _ZEROS[:step]
+            addr += step
+            n -= step
 
     def wipe_bytes(self, data):
         n = len(data)
         addr = id(data) + self.bytes_offset
-        if self.u8.from_address(addr + n).value != 0 or self.u8.from_address(addr).value != data[0]:
+        memory = self.memory
+        if memory[addr + n] != 0 or memory[addr] != data[0]:
             return False
-        self.memset(addr, 0, n)
+        self.clear(addr, n)
         return True
 
     def wipe_str(self, text):
@@ -91,46 +93,48 @@ class _Layout:
         if interned or not compact or kind not in (1, 2, 4):
             return False
         n = len(text)
-        addr = self._str_data(text, kind, ascii_)
-        cell = {1: self.u8, 2: self.u16, 4: self.u32}[kind]
-        if cell.from_address(addr + n * kind).value != 0 or cell.from_address(addr).value != ord(text[0]):
+        addr = id(text) + (self.ascii_offset if ascii_ else self.compact_offset)
+        memory = self.memory
+        if any(memory[addr + n * kind + i] for i in range(kind)) or \
+                int.from_bytes(memory[addr:addr + kind], sys.byteorder) != ord(text[0]):
             return False
-        self.memset(addr, 0, n * kind)
+        self.clear(addr, n * kind)
         return True
 
 
-_LAYOUT = []
+PLAIN_MASK = 0x63            # a str header's interned (2 bits), compact and ascii bits
+PLAIN_ASCII = 0x60           # not interned, compact, ascii
+_SPAN = 1 << 62             # past every user-space address
+_ZERO_SIZE = 1 << 16
+_ZEROS = memoryview(bytes(_ZERO_SIZE))
 
 
-def _layout():
-    if not _LAYOUT:
-        _LAYOUT.append(_Layout())
-    return _LAYOUT[0]
+def _probe():
+    try:
+        return _Layout(), None
+    except Exception as exc:  # pylint: disable=broad-except
+        return None, "%s: %s" % (type(exc).__name__, exc)
+
+
+_LAYOUT, _LAYOUT_ERROR = _probe()
 
 
 def wipe_available():
     """(True, None) when immutable objects can be wiped here, else (False, the reason)."""
-    layout = _layout()
-    return layout.ok, layout.error
-
-
-def ascii_view(text):
-    """A buffer over an ASCII str's own bytes (no copy), or None where that is not possible."""
-    layout = _layout()
-    if not layout.ok or type(text) is not str or not text.isascii() or len(text) < 2:
-        return None
-    _interned, kind, compact, ascii_ = layout.state(text)
-    if not (compact and ascii_ and kind == 1):
-        return None
-    import ctypes
-    return (ctypes.c_char * len(text)).from_address(id(text) + layout.ascii_offset)
+    return _LAYOUT is not None, _LAYOUT_ERROR
 
 
 def zero(buf):
     """Overwrite a bytearray with zeros (its length stays)."""
     n = len(buf)
-    if n:
-        buf[:] = bytes(n)
+    if n <= _ZERO_SIZE:
+        buf[:] = _ZEROS[:n]
+        return
+    pos = 0
+    while pos < n:
+        step = min(n - pos, _ZERO_SIZE)
+        buf[pos:pos + step] = _ZEROS[:step]
+        pos += step
 
 
 def wipe(obj, refs=0):
@@ -143,16 +147,43 @@ def wipe(obj, refs=0):
     if kind is bytearray:
         zero(obj)
         return True
-    if kind is not bytes and kind is not str:
-        return False
-    if len(obj) < 2:
+    if (kind is not bytes and kind is not str) or len(obj) < 2 or _LAYOUT is None:
         return False        # CPython shares empty and one-character objects
-    layout = _layout()
-    if not layout.ok or sys.getrefcount(obj) > 2 + refs + _MAX_REFS:
+    if sys.getrefcount(obj) > 2 + refs + _MAX_REFS:
         return False
     if kind is bytes:
-        return layout.wipe_bytes(obj)
-    return layout.wipe_str(obj)
+        return _LAYOUT.wipe_bytes(obj)
+    return _LAYOUT.wipe_str(obj)
+
+
+def wipe_fresh(obj):
+    """``wipe`` for an object just made by the caller or by json.loads (the hot path).
+
+    An ASCII str needs one header byte read: compact, ASCII and not interned.
+    """
+    kind = type(obj)
+    n = len(obj)
+    if _LAYOUT is None or n < 2 or sys.getrefcount(obj) > 4 + _MAX_REFS:
+        return False
+    if kind is bytes:
+        addr = id(obj) + _LAYOUT.bytes_offset
+    elif kind is str and obj.isascii() and _LAYOUT.memory[id(obj) + _STATE_OFFSET] & PLAIN_MASK == PLAIN_ASCII:
+        addr = id(obj) + _LAYOUT.ascii_offset
+    else:
+        return wipe(obj)
+    if n <= _ZERO_SIZE:
+        _LAYOUT.memory[addr:addr + n] = _ZEROS[:n]
+    else:
+        _LAYOUT.clear(addr, n)
+    return True
+
+
+def ascii_reader():
+    """(memory, state offset, data offset) to view a compact ASCII str's characters in
+    place (secret_store.py builds replies from them without an intermediate copy), or None."""
+    if _LAYOUT is None:
+        return None
+    return _LAYOUT.memory, _STATE_OFFSET, _LAYOUT.ascii_offset
 
 
 def send_wiped(transport, parts):
@@ -169,19 +200,20 @@ def send_wiped(transport, parts):
 
 def wipe_values(tree):
     """Wipe every str inside a parsed request's ``secrets`` (values and nested field values)."""
-    if not isinstance(tree, dict):
+    if not isinstance(tree, dict) or _LAYOUT is None:
         return
+    memory, offset, refcount = _LAYOUT.memory, _LAYOUT.ascii_offset, sys.getrefcount
     for value in tree.values():
-        if isinstance(value, dict):
+        if type(value) is str:  # pylint: disable=unidiomatic-typecheck
+            n = len(value)
+            if 1 < n <= _ZERO_SIZE and value.isascii() and refcount(value) <= 4 + _MAX_REFS \
+                    and memory[id(value) + _STATE_OFFSET] & PLAIN_MASK == PLAIN_ASCII:
+                addr = id(value) + offset
+                memory[addr:addr + n] = _ZEROS[:n]      # inline wipe_fresh: one per pushed value
+            else:
+                wipe_fresh(value)
+        elif isinstance(value, dict):
             wipe_values(value)
-        else:
-            wipe(value, refs=1)
-
-
-# mlockall(2) flags (linux/mman.h)
-MCL_CURRENT = 1
-MCL_FUTURE = 2
-MCL_ONFAULT = 4
 
 
 def harden_memory():

@@ -25,7 +25,13 @@ import json
 import re
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail
-from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import ascii_view, wipe, zero
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import (
+    PLAIN_ASCII,
+    PLAIN_MASK,
+    ascii_reader,
+    wipe_fresh,
+    zero,
+)
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DEFAULT_SOURCE,
     E_INVALID_PAYLOAD,
@@ -44,55 +50,48 @@ try:
 except ImportError:   # pragma: no cover - CPython always has the C encoder
     from json.encoder import py_encode_basestring_ascii as _ascii_literal
 
+_JOIN = bytearray().join
+_READER = ascii_reader()
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPE_ONLY = re.compile("[\ud800-\udc7f\udd00-\udfff]")   # surrogateescape produces U+DC80..U+DCFF only
 
 
-def _literal(value):
-    """The JSON string literal of ``value`` (as json.dumps writes it), in a new bytearray."""
-    text = _ascii_literal(value)
-    try:
-        out = bytearray(len(text))
-        view = ascii_view(text)
-        out[:] = view if view is not None else text.encode("ascii")
-        return out
-    finally:
-        wipe(text)
-
-
-def _join(parts):
-    """One bytearray of exactly the parts' length (no resize leaves a freed partial copy)."""
-    out = bytearray(sum(len(p) for p in parts))
-    pos = 0
-    for part in parts:
-        out[pos:pos + len(part)] = part
-        pos += len(part)
+def _reply(name, value, key="value"):
+    """A ``get`` reply line in one exact-size bytearray, ``value`` copied in as its JSON
+    string literal straight from the str's memory: no intermediate copy is left unwiped."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        literal = None      # json.dumps writes it unchanged, between quotes
+        prefix = ('{"ok":true,"name":"%s","%s":"' % (name, key)).encode("ascii")
+        suffix = b'"}\n'
+    else:
+        literal = value = _ascii_literal(value)
+        prefix = ('{"ok":true,"name":"%s","%s":' % (name, key)).encode("ascii")
+        suffix = b"}\n"
+    if _READER is not None and _READER[0][id(value) + _READER[1]] & PLAIN_MASK == PLAIN_ASCII:
+        addr = id(value) + _READER[2]
+        out = _JOIN((prefix, _READER[0][addr:addr + len(value)], suffix))
+    else:
+        raw = value.encode("ascii")
+        out = _JOIN((prefix, raw, suffix))
+        wipe_fresh(raw)
+    if literal is not None:
+        wipe_fresh(literal)
     return out
-
-
-def _value_reply(name, literal, key=b"value"):
-    return _join((b'{"ok":true,"name":"', name.encode("ascii"), b'","', key, b'":', literal, b"}\n"))
 
 
 def encode_value(name, value):
     """The ``get`` reply of a string value: ``value``, or ``value_b64`` when not valid UTF-8."""
-    if _SURROGATE.search(value) is None:
-        literal = _literal(value)
-        try:
-            return _value_reply(name, literal)
-        finally:
-            zero(literal)
+    if value.isascii() or _SURROGATE.search(value) is None:
+        return _reply(name, value)
     raw = value.encode("utf-8", "surrogateescape" if _ESCAPE_ONLY.search(value) is None else "surrogatepass")
     try:
-        encoded = binascii.b2a_base64(raw, newline=False)
+        encoded = binascii.b2a_base64(raw, newline=False).decode("ascii")
     finally:
-        wipe(raw)
-    b64 = bytearray(encoded)
-    wipe(encoded)
+        wipe_fresh(raw)
     try:
-        return _value_reply(name, _join((b'"', b64, b'"')), b"value_b64")
+        return _reply(name, encoded, "value_b64")
     finally:
-        zero(b64)
+        wipe_fresh(encoded)
 
 
 class Entry:
@@ -118,30 +117,28 @@ class Entry:
 def _structured(name, value):
     """The Entry of a structured secret: the object's JSON text (keys sorted) and each field."""
     fields = {}
+    for field in sorted(value):
+        fields[field] = _reply(name, value[field])
+    # The object's JSON text is each field's literal, already inside its reply.
     parts = [b"{"]
-    literals = []
+    for field, reply in fields.items():
+        if len(parts) > 1:
+            parts.append(b",")
+        start = reply.index(b'"value":') + 8
+        parts += [json.dumps(field).encode("ascii"), b":", memoryview(reply)[start:-2]]
+    parts.append(b"}")
+    inner = _JOIN(parts)
+    del parts
+    # The whole object is served as a JSON string of its JSON text: escape \ and ".
+    escaped = inner.replace(b"\\", b"\\\\")
+    zero(inner)
+    quoted = escaped.replace(b'"', b'\\"')
+    zero(escaped)
     try:
-        for field in sorted(value):
-            literal = _literal(value[field])
-            literals.append(literal)
-            if len(parts) > 1:
-                parts.append(b",")
-            parts += [json.dumps(field).encode("ascii"), b":", literal]
-            fields[field] = _value_reply(name, literal)
-        parts.append(b"}")
-        inner = _join(parts)
-        # The whole object is served as a JSON string of its JSON text: escape \ and ".
-        escaped = inner.replace(b"\\", b"\\\\")
-        zero(inner)
-        quoted = escaped.replace(b'"', b'\\"')
-        zero(escaped)
-        try:
-            return Entry(_value_reply(name, _join((b'"', quoted, b'"'))), fields)
-        finally:
-            zero(quoted)
+        return Entry(_JOIN((('{"ok":true,"name":"%s","value":"' % name).encode("ascii"), quoted, b'"}\n')), fields)
     finally:
-        for literal in literals:
-            zero(literal)
+        zero(quoted)
+
 
 
 def source_rank(source):
@@ -198,7 +195,7 @@ class SecretStore:
     def __init__(self):
         self.sources = {}       # source -> {name: Entry}
         self.loaded_at = {}     # source -> ISO time of its last push
-        self.served = {}        # name -> (source, Entry): the union, by precedence
+        self.served = {}        # name -> Entry: the union, by precedence
         self.replies = {}       # name -> the served get reply (the hot path reads only this)
 
     def __len__(self):
@@ -209,9 +206,9 @@ class SecretStore:
 
     def field_reply(self, name, field):
         held = self.served.get(name)
-        if held is None or not held[1].fields or not isinstance(field, str):
+        if held is None or not held.fields or not isinstance(field, str):
             return None
-        return held[1].fields.get(field)
+        return held.fields.get(field)
 
     def diff(self, source, entries):
         """(added, removed, changed) names of ``source`` if it held ``entries``."""
@@ -271,22 +268,21 @@ class SecretStore:
     def _reserve(self, names):
         """Recompute the served entry of ``names``; the names whose served value changed."""
         touched = set()
-        order = sorted(self.sources, key=source_rank)
+        served, replies = self.served, self.replies
+        order = [self.sources[src] for src in sorted(self.sources, key=source_rank)]
         for name in names:
-            before = self.served.get(name)
-            after = None
-            for src in order:
-                entry = self.sources[src].get(name)
-                if entry is not None:
-                    after = (src, entry)
+            before = served.get(name)
+            for held in order:
+                after = held.get(name)
+                if after is not None:
+                    served[name] = after
+                    replies[name] = after.reply
                     break
-            if after is None:
-                self.served.pop(name, None)
-                self.replies.pop(name, None)
             else:
-                self.served[name] = after
-                self.replies[name] = after[1].reply
-            if (before[1] if before else None) is not (after[1] if after else None):
+                after = None
+                served.pop(name, None)
+                replies.pop(name, None)
+            if before is not after:
                 touched.add(name)
         return touched
 
@@ -295,6 +291,8 @@ class SecretStore:
 
     def conflicts(self, source=None):
         """Names held by more than one source (only ``source``'s names when given), with who serves."""
+        if len(self.sources) < 2:
+            return []
         order = sorted(self.sources, key=source_rank)
         candidates = self.sources.get(source, {}) if source is not None else self.served
         out = []

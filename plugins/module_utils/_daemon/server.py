@@ -219,6 +219,13 @@ def serve(args, program):
     broker = Broker(args, program)
     broker.hardening = harden_process()
     broker.hardening.update(harden_memory())
+    if not broker.hardening["memory_locked"]:
+        if args.require_memory_lock:
+            log("error", "%s: refusing to start (--require-memory-lock); raise LimitMEMLOCK or grant CAP_IPC_LOCK"
+                % broker.hardening["memory_lock_error"])
+            return EXIT_USAGE
+        log("warning", "%s: serving without a memory lock, pages may be swapped (docs/daemon.md)"
+            % broker.hardening["memory_lock_error"])
     for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE)):
         if not os.path.isdir(path):
             os.makedirs(path, mode, exist_ok=True)

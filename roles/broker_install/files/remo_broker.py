@@ -2919,11 +2919,14 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             if not isinstance(secrets, dict):
                 sys.stderr.write("remo-broker: stdin is not a JSON object of secrets\n")
                 return EXIT_USAGE
-            return _admin_call(args, OP_DIFF_CREDS if args.check else OP_PUSH_CREDS, secrets=secrets)
+            fields = {"secrets": secrets}
+            if args.source is not None:
+                fields["source"] = args.source
+            return _admin_call(args, OP_DIFF_CREDS if args.check else OP_PUSH_CREDS, **fields)
         #
 
         def cmd_clear(args):
-            return _admin_call(args, OP_CLEAR_CREDS)
+            return _admin_call(args, OP_CLEAR_CREDS, **({"source": args.source} if args.source is not None else {}))
         #
 
         def cmd_register(args):
@@ -3122,11 +3125,15 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                            help="close clients without a complete request line after this many seconds (default: %g)"
                            % DEFAULT_SERVER_CLIENT_TIMEOUT)
             p.add_argument("--log-level", choices=sorted(LOG_LEVELS, key=LOG_LEVELS.get), default="info", help="stderr log level")
+            p.add_argument("--require-memory-lock", action="store_true",
+                           help="refuse to start when mlockall fails (raise LimitMEMLOCK / RLIMIT_MEMLOCK)")
 
             add("status", cmd_status, "show daemon status (never values)")
-            p = add("push", cmd_push, "replace all secrets with the JSON object read from stdin")
+            p = add("push", cmd_push, "replace one source's secrets with the JSON object read from stdin")
             p.add_argument("--check", action="store_true", help="only report what would change (diff-creds)")
-            add("clear", cmd_clear, "remove every secret from memory")
+            p.add_argument("--source", default=None, help="push source whose names the push replaces (default: the default source)")
+            p = add("clear", cmd_clear, "remove every secret from memory, or one source's")
+            p.add_argument("--source", default=None, help="clear only this push source (default: every source)")
             p = add("register", cmd_register, "register a project directory holding .remo/manifest.toml")
             p.add_argument("name")
             p.add_argument("path")
@@ -3877,56 +3884,58 @@ What none of this reaches is in docs/daemon.md ("Secret memory").
         #
 
         class _Layout:
-            """Offsets of the character data in bytes and str objects, verified on probes (or None)."""
+            """The whole address space as one writable memoryview, and where bytes and str keep
+    their data, verified on probe objects at start."""
 
             def __init__(self):
-                self.ok = False
-                self.error = None
-                try:
-                    import ctypes
-                    self.memset = ctypes.memset
-                    self.string_at = ctypes.string_at
-                    self.u8 = ctypes.c_uint8
-                    self.u16 = ctypes.c_uint16
-                    self.u32 = ctypes.c_uint32
-                    self.bytes_offset = bytes.__basicsize__ - 1
-                    self.ascii_offset = sys.getsizeof("") - 1
-                    self.compact_offset = sys.getsizeof("\xe9") - 2
-                    self._verify()
-                    self.ok = True
-                except Exception as exc:  # pylint: disable=broad-except
-                    self.error = "%s: %s" % (type(exc).__name__, exc)
+                import ctypes
+                # A slice assignment on this view is a memcpy, several times cheaper than a
+                # ctypes.memset call, and the copy into a reply needs no intermediate object.
+                self.memory = memoryview((ctypes.c_char * _SPAN).from_address(0)).cast("B")
+                self.bytes_offset = bytes.__basicsize__ - 1
+                self.ascii_offset = sys.getsizeof("") - 1
+                self.compact_offset = sys.getsizeof("\xe9") - 2
+                self._verify()
 
             def _verify(self):
                 """Refuse to wipe anything unless the offsets find known probe contents."""
                 tag = "remo-probe-%d-" % os.getpid()
-                probe_b = (tag + "b").encode("ascii")
-                if self.string_at(id(probe_b) + self.bytes_offset, len(probe_b) + 1) != probe_b + b"\0":
+                probe = (tag + "b").encode("ascii")
+                if self.read(id(probe) + self.bytes_offset, len(probe) + 1) != probe + b"\0":
                     raise RuntimeError("bytes layout not recognised")
                 for text, encoding, kind, ascii_ in ((tag + "a", "ascii", 1, 1), (tag + "\xe9", "latin-1", 1, 0),
                                                      (tag + "\u0100", "utf-16-le", 2, 0), (tag + "\U00010000", "utf-32-le", 4, 0)):
-                    state = self.state(text)
-                    if state != (0, kind, 1, ascii_):
+                    if self.state(text) != (0, kind, 1, ascii_):
                         raise RuntimeError("str state not recognised")
-                    if self.string_at(self._str_data(text, kind, ascii_), len(text) * kind) != text.encode(encoding):
+                    offset = self.ascii_offset if ascii_ else self.compact_offset
+                    if self.read(id(text) + offset, (len(text) + 1) * kind) != (text + "\0").encode(encoding):
                         raise RuntimeError("str layout not recognised")
-                interned = sys.intern(tag + "interned")
-                if self.state(interned)[0] == 0:
+                if self.state(sys.intern(tag + "interned"))[0] == 0:
                     raise RuntimeError("str interned flag not recognised")
 
+            def read(self, addr, n):
+                return self.memory[addr:addr + n].tobytes()
+
             def state(self, text):
-                bits = self.u32.from_address(id(text) + _STATE_OFFSET).value
+                """(interned, kind, compact, ascii) from a str's header."""
+                bits = self.memory[id(text) + _STATE_OFFSET]
                 return bits & 3, (bits >> 2) & 7, (bits >> 5) & 1, (bits >> 6) & 1
 
-            def _str_data(self, text, kind, ascii_):
-                return id(text) + (self.ascii_offset if ascii_ else self.compact_offset)
+            def clear(self, addr, n):
+                memory = self.memory
+                while n > 0:
+                    step = min(n, _ZERO_SIZE)
+                    memory[addr:addr + step] = _ZEROS[:step]
+                    addr += step
+                    n -= step
 
             def wipe_bytes(self, data):
                 n = len(data)
                 addr = id(data) + self.bytes_offset
-                if self.u8.from_address(addr + n).value != 0 or self.u8.from_address(addr).value != data[0]:
+                memory = self.memory
+                if memory[addr + n] != 0 or memory[addr] != data[0]:
                     return False
-                self.memset(addr, 0, n)
+                self.clear(addr, n)
                 return True
 
             def wipe_str(self, text):
@@ -3934,46 +3943,48 @@ What none of this reaches is in docs/daemon.md ("Secret memory").
                 if interned or not compact or kind not in (1, 2, 4):
                     return False
                 n = len(text)
-                addr = self._str_data(text, kind, ascii_)
-                cell = {1: self.u8, 2: self.u16, 4: self.u32}[kind]
-                if cell.from_address(addr + n * kind).value != 0 or cell.from_address(addr).value != ord(text[0]):
+                addr = id(text) + (self.ascii_offset if ascii_ else self.compact_offset)
+                memory = self.memory
+                if any(memory[addr + n * kind + i] for i in range(kind)) or \
+                        int.from_bytes(memory[addr:addr + kind], sys.byteorder) != ord(text[0]):
                     return False
-                self.memset(addr, 0, n * kind)
+                self.clear(addr, n * kind)
                 return True
         #
 
-        _LAYOUT = []
+        PLAIN_MASK = 0x63            # a str header's interned (2 bits), compact and ascii bits
+        PLAIN_ASCII = 0x60           # not interned, compact, ascii
+        _SPAN = 1 << 62             # past every user-space address
+        _ZERO_SIZE = 1 << 16
+        _ZEROS = memoryview(bytes(_ZERO_SIZE))
         #
 
-        def _layout():
-            if not _LAYOUT:
-                _LAYOUT.append(_Layout())
-            return _LAYOUT[0]
+        def _probe():
+            try:
+                return _Layout(), None
+            except Exception as exc:  # pylint: disable=broad-except
+                return None, "%s: %s" % (type(exc).__name__, exc)
+        #
+
+        _LAYOUT, _LAYOUT_ERROR = _probe()
         #
 
         def wipe_available():
             """(True, None) when immutable objects can be wiped here, else (False, the reason)."""
-            layout = _layout()
-            return layout.ok, layout.error
-        #
-
-        def ascii_view(text):
-            """A buffer over an ASCII str's own bytes (no copy), or None where that is not possible."""
-            layout = _layout()
-            if not layout.ok or type(text) is not str or not text.isascii() or len(text) < 2:
-                return None
-            _interned, kind, compact, ascii_ = layout.state(text)
-            if not (compact and ascii_ and kind == 1):
-                return None
-            import ctypes
-            return (ctypes.c_char * len(text)).from_address(id(text) + layout.ascii_offset)
+            return _LAYOUT is not None, _LAYOUT_ERROR
         #
 
         def zero(buf):
             """Overwrite a bytearray with zeros (its length stays)."""
             n = len(buf)
-            if n:
-                buf[:] = bytes(n)
+            if n <= _ZERO_SIZE:
+                buf[:] = _ZEROS[:n]
+                return
+            pos = 0
+            while pos < n:
+                step = min(n - pos, _ZERO_SIZE)
+                buf[pos:pos + step] = _ZEROS[:step]
+                pos += step
         #
 
         def wipe(obj, refs=0):
@@ -3986,16 +3997,43 @@ What none of this reaches is in docs/daemon.md ("Secret memory").
             if kind is bytearray:
                 zero(obj)
                 return True
-            if kind is not bytes and kind is not str:
-                return False
-            if len(obj) < 2:
+            if (kind is not bytes and kind is not str) or len(obj) < 2 or _LAYOUT is None:
                 return False        # CPython shares empty and one-character objects
-            layout = _layout()
-            if not layout.ok or sys.getrefcount(obj) > 2 + refs + _MAX_REFS:
+            if sys.getrefcount(obj) > 2 + refs + _MAX_REFS:
                 return False
             if kind is bytes:
-                return layout.wipe_bytes(obj)
-            return layout.wipe_str(obj)
+                return _LAYOUT.wipe_bytes(obj)
+            return _LAYOUT.wipe_str(obj)
+        #
+
+        def wipe_fresh(obj):
+            """``wipe`` for an object just made by the caller or by json.loads (the hot path).
+
+    An ASCII str needs one header byte read: compact, ASCII and not interned.
+    """
+            kind = type(obj)
+            n = len(obj)
+            if _LAYOUT is None or n < 2 or sys.getrefcount(obj) > 4 + _MAX_REFS:
+                return False
+            if kind is bytes:
+                addr = id(obj) + _LAYOUT.bytes_offset
+            elif kind is str and obj.isascii() and _LAYOUT.memory[id(obj) + _STATE_OFFSET] & PLAIN_MASK == PLAIN_ASCII:
+                addr = id(obj) + _LAYOUT.ascii_offset
+            else:
+                return wipe(obj)
+            if n <= _ZERO_SIZE:
+                _LAYOUT.memory[addr:addr + n] = _ZEROS[:n]
+            else:
+                _LAYOUT.clear(addr, n)
+            return True
+        #
+
+        def ascii_reader():
+            """(memory, state offset, data offset) to view a compact ASCII str's characters in
+    place (secret_store.py builds replies from them without an intermediate copy), or None."""
+            if _LAYOUT is None:
+                return None
+            return _LAYOUT.memory, _STATE_OFFSET, _LAYOUT.ascii_offset
         #
 
         def send_wiped(transport, parts):
@@ -4012,19 +4050,20 @@ What none of this reaches is in docs/daemon.md ("Secret memory").
 
         def wipe_values(tree):
             """Wipe every str inside a parsed request's ``secrets`` (values and nested field values)."""
-            if not isinstance(tree, dict):
+            if not isinstance(tree, dict) or _LAYOUT is None:
                 return
+            memory, offset, refcount = _LAYOUT.memory, _LAYOUT.ascii_offset, sys.getrefcount
             for value in tree.values():
-                if isinstance(value, dict):
+                if type(value) is str:  # pylint: disable=unidiomatic-typecheck
+                    n = len(value)
+                    if 1 < n <= _ZERO_SIZE and value.isascii() and refcount(value) <= 4 + _MAX_REFS \
+                            and memory[id(value) + _STATE_OFFSET] & PLAIN_MASK == PLAIN_ASCII:
+                        addr = id(value) + offset
+                        memory[addr:addr + n] = _ZEROS[:n]      # inline wipe_fresh: one per pushed value
+                    else:
+                        wipe_fresh(value)
+                elif isinstance(value, dict):
                     wipe_values(value)
-                else:
-                    wipe(value, refs=1)
-        #
-
-        # mlockall(2) flags (linux/mman.h)
-        MCL_CURRENT = 1
-        MCL_FUTURE = 2
-        MCL_ONFAULT = 4
         #
 
         def harden_memory():
@@ -4096,7 +4135,13 @@ that ranks first: the default source, then the others in name order.
         import re
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import ascii_view, wipe, zero
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import (
+            PLAIN_ASCII,
+            PLAIN_MASK,
+            ascii_reader,
+            wipe_fresh,
+            zero,
+        )
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             DEFAULT_SOURCE,
             E_INVALID_PAYLOAD,
@@ -4115,55 +4160,48 @@ that ranks first: the default source, then the others in name order.
         except ImportError:   # pragma: no cover - CPython always has the C encoder
             from json.encoder import py_encode_basestring_ascii as _ascii_literal
 
+        _JOIN = bytearray().join
+        _READER = ascii_reader()
         _SURROGATE = re.compile("[\ud800-\udfff]")
         _ESCAPE_ONLY = re.compile("[\ud800-\udc7f\udd00-\udfff]")   # surrogateescape produces U+DC80..U+DCFF only
         #
 
-        def _literal(value):
-            """The JSON string literal of ``value`` (as json.dumps writes it), in a new bytearray."""
-            text = _ascii_literal(value)
-            try:
-                out = bytearray(len(text))
-                view = ascii_view(text)
-                out[:] = view if view is not None else text.encode("ascii")
-                return out
-            finally:
-                wipe(text)
-        #
-
-        def _join(parts):
-            """One bytearray of exactly the parts' length (no resize leaves a freed partial copy)."""
-            out = bytearray(sum(len(p) for p in parts))
-            pos = 0
-            for part in parts:
-                out[pos:pos + len(part)] = part
-                pos += len(part)
+        def _reply(name, value, key="value"):
+            """A ``get`` reply line in one exact-size bytearray, ``value`` copied in as its JSON
+    string literal straight from the str's memory: no intermediate copy is left unwiped."""
+            if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+                literal = None      # json.dumps writes it unchanged, between quotes
+                prefix = ('{"ok":true,"name":"%s","%s":"' % (name, key)).encode("ascii")
+                suffix = b'"}\n'
+            else:
+                literal = value = _ascii_literal(value)
+                prefix = ('{"ok":true,"name":"%s","%s":' % (name, key)).encode("ascii")
+                suffix = b"}\n"
+            if _READER is not None and _READER[0][id(value) + _READER[1]] & PLAIN_MASK == PLAIN_ASCII:
+                addr = id(value) + _READER[2]
+                out = _JOIN((prefix, _READER[0][addr:addr + len(value)], suffix))
+            else:
+                raw = value.encode("ascii")
+                out = _JOIN((prefix, raw, suffix))
+                wipe_fresh(raw)
+            if literal is not None:
+                wipe_fresh(literal)
             return out
-        #
-
-        def _value_reply(name, literal, key=b"value"):
-            return _join((b'{"ok":true,"name":"', name.encode("ascii"), b'","', key, b'":', literal, b"}\n"))
         #
 
         def encode_value(name, value):
             """The ``get`` reply of a string value: ``value``, or ``value_b64`` when not valid UTF-8."""
-            if _SURROGATE.search(value) is None:
-                literal = _literal(value)
-                try:
-                    return _value_reply(name, literal)
-                finally:
-                    zero(literal)
+            if value.isascii() or _SURROGATE.search(value) is None:
+                return _reply(name, value)
             raw = value.encode("utf-8", "surrogateescape" if _ESCAPE_ONLY.search(value) is None else "surrogatepass")
             try:
-                encoded = binascii.b2a_base64(raw, newline=False)
+                encoded = binascii.b2a_base64(raw, newline=False).decode("ascii")
             finally:
-                wipe(raw)
-            b64 = bytearray(encoded)
-            wipe(encoded)
+                wipe_fresh(raw)
             try:
-                return _value_reply(name, _join((b'"', b64, b'"')), b"value_b64")
+                return _reply(name, encoded, "value_b64")
             finally:
-                zero(b64)
+                wipe_fresh(encoded)
         #
 
         class Entry:
@@ -4189,30 +4227,28 @@ that ranks first: the default source, then the others in name order.
         def _structured(name, value):
             """The Entry of a structured secret: the object's JSON text (keys sorted) and each field."""
             fields = {}
+            for field in sorted(value):
+                fields[field] = _reply(name, value[field])
+            # The object's JSON text is each field's literal, already inside its reply.
             parts = [b"{"]
-            literals = []
+            for field, reply in fields.items():
+                if len(parts) > 1:
+                    parts.append(b",")
+                start = reply.index(b'"value":') + 8
+                parts += [json.dumps(field).encode("ascii"), b":", memoryview(reply)[start:-2]]
+            parts.append(b"}")
+            inner = _JOIN(parts)
+            del parts
+            # The whole object is served as a JSON string of its JSON text: escape \ and ".
+            escaped = inner.replace(b"\\", b"\\\\")
+            zero(inner)
+            quoted = escaped.replace(b'"', b'\\"')
+            zero(escaped)
             try:
-                for field in sorted(value):
-                    literal = _literal(value[field])
-                    literals.append(literal)
-                    if len(parts) > 1:
-                        parts.append(b",")
-                    parts += [json.dumps(field).encode("ascii"), b":", literal]
-                    fields[field] = _value_reply(name, literal)
-                parts.append(b"}")
-                inner = _join(parts)
-                # The whole object is served as a JSON string of its JSON text: escape \ and ".
-                escaped = inner.replace(b"\\", b"\\\\")
-                zero(inner)
-                quoted = escaped.replace(b'"', b'\\"')
-                zero(escaped)
-                try:
-                    return Entry(_value_reply(name, _join((b'"', quoted, b'"'))), fields)
-                finally:
-                    zero(quoted)
+                return Entry(_JOIN((('{"ok":true,"name":"%s","value":"' % name).encode("ascii"), quoted, b'"}\n')), fields)
             finally:
-                for literal in literals:
-                    zero(literal)
+                zero(quoted)
+        #
         #
 
         def source_rank(source):
@@ -4269,7 +4305,7 @@ that ranks first: the default source, then the others in name order.
             def __init__(self):
                 self.sources = {}       # source -> {name: Entry}
                 self.loaded_at = {}     # source -> ISO time of its last push
-                self.served = {}        # name -> (source, Entry): the union, by precedence
+                self.served = {}        # name -> Entry: the union, by precedence
                 self.replies = {}       # name -> the served get reply (the hot path reads only this)
 
             def __len__(self):
@@ -4280,9 +4316,9 @@ that ranks first: the default source, then the others in name order.
 
             def field_reply(self, name, field):
                 held = self.served.get(name)
-                if held is None or not held[1].fields or not isinstance(field, str):
+                if held is None or not held.fields or not isinstance(field, str):
                     return None
-                return held[1].fields.get(field)
+                return held.fields.get(field)
 
             def diff(self, source, entries):
                 """(added, removed, changed) names of ``source`` if it held ``entries``."""
@@ -4342,22 +4378,21 @@ that ranks first: the default source, then the others in name order.
             def _reserve(self, names):
                 """Recompute the served entry of ``names``; the names whose served value changed."""
                 touched = set()
-                order = sorted(self.sources, key=source_rank)
+                served, replies = self.served, self.replies
+                order = [self.sources[src] for src in sorted(self.sources, key=source_rank)]
                 for name in names:
-                    before = self.served.get(name)
-                    after = None
-                    for src in order:
-                        entry = self.sources[src].get(name)
-                        if entry is not None:
-                            after = (src, entry)
+                    before = served.get(name)
+                    for held in order:
+                        after = held.get(name)
+                        if after is not None:
+                            served[name] = after
+                            replies[name] = after.reply
                             break
-                    if after is None:
-                        self.served.pop(name, None)
-                        self.replies.pop(name, None)
                     else:
-                        self.served[name] = after
-                        self.replies[name] = after[1].reply
-                    if (before[1] if before else None) is not (after[1] if after else None):
+                        after = None
+                        served.pop(name, None)
+                        replies.pop(name, None)
+                    if before is not after:
                         touched.add(name)
                 return touched
 
@@ -4366,6 +4401,8 @@ that ranks first: the default source, then the others in name order.
 
             def conflicts(self, source=None):
                 """Names held by more than one source (only ``source``'s names when given), with who serves."""
+                if len(self.sources) < 2:
+                    return []
                 order = sorted(self.sources, key=source_rank)
                 candidates = self.sources.get(source, {}) if source is not None else self.served
                 out = []
@@ -4611,6 +4648,13 @@ that ranks first: the default source, then the others in name order.
             broker = Broker(args, program)
             broker.hardening = harden_process()
             broker.hardening.update(harden_memory())
+            if not broker.hardening["memory_locked"]:
+                if args.require_memory_lock:
+                    log("error", "%s: refusing to start (--require-memory-lock); raise LimitMEMLOCK or grant CAP_IPC_LOCK"
+                        % broker.hardening["memory_lock_error"])
+                    return EXIT_USAGE
+                log("warning", "%s: serving without a memory lock, pages may be swapped (docs/daemon.md)"
+                    % broker.hardening["memory_lock_error"])
             for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE)):
                 if not os.path.isdir(path):
                     os.makedirs(path, mode, exist_ok=True)
@@ -4764,16 +4808,16 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m06', 2115, 109),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m07', 2227, 308),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m08', 2538, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 2803, 366),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3172, 155),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m11', 3330, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m12', 3422, 134),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m13', 3559, 233),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 3795, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m15', 3844, 225),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m16', 4072, 318),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m17', 4393, 238),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m18', 4634, 121),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m09', 2803, 373),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m10', 3179, 155),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m11', 3337, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m12', 3429, 134),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m13', 3566, 233),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 3802, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m15', 3851, 257),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m16', 4111, 316),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m17', 4430, 245),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m18', 4678, 121),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

@@ -194,7 +194,8 @@ def test_push_diff_clear_cycle(broker):
     assert first["loaded_at"].endswith("Z")
     assert broker.call("status")["secrets_loaded_at"] == first["loaded_at"]
     diff = broker.call("diff-creds", secrets={"A": TOKEN, "S": {"k": FIELD_VALUE}})
-    assert diff == {"ok": True, "added": ["S"], "removed": ["B"], "changed": [], "unchanged_count": 1}
+    assert diff == {"ok": True, "source": "default", "added": ["S"], "removed": ["B"], "changed": [],
+                    "unchanged_count": 1}
     diff = broker.call("diff-creds", secrets={"A": AWS_SECRET, "B": OTHER})
     assert diff["changed"] == ["A"] and diff["unchanged_count"] == 1
     # diff does not change anything
@@ -212,7 +213,7 @@ def test_push_diff_clear_cycle(broker):
         broker.project_call("creds", "get", name="B")
     assert err.value.code == "not_found"
     cleared = broker.call("clear-creds")
-    assert cleared == {"ok": True, "secret_count": 0, "cleared": 2}
+    assert cleared == {"ok": True, "source": None, "secret_count": 0, "cleared": 2}
     assert broker.call("status")["secret_count"] == 0
     with pytest.raises(BrokerError) as err:
         broker.project_call("creds", "get", name="A")
