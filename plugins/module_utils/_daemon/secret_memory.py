@@ -216,6 +216,12 @@ def wipe_values(tree):
             wipe_values(value)
 
 
+# mlockall(2) flags (linux/mman.h)
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+MCL_ONFAULT = 4
+
+
 def harden_memory():
     """mlockall the serving process; the ``status.hardening`` fields of this file.
 
