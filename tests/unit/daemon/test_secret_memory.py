@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="reading another proce
 
 PROJECT = "mem"
 NAMES = ("TOKEN", "PEM", "aws", "UNI")
+BULK = 40       # more values of other sizes: freed copies cannot all be reused before the scan
 
 
 def canaries():
@@ -44,14 +45,21 @@ def canaries():
         "aws": {"access_key_id": "AKIA-not-secret", "secret_access_key": field},
         "UNI": "\u00e9%s\u00fc\u2603" % uni,
     }
-    return secrets, (plain, pem, field, uni)
+    bulk = "CANARY-bulk-" + tag
+    for i in range(BULK):
+        secrets["BULK_%02d" % i] = "%s-%02d-%s" % (bulk, i, "b" * (7 * i))
+    return secrets, (plain, pem, field, uni, bulk)
 
 
 def counts(broker, needles):
-    """{needle: (serving process hits, writer process hits)}."""
-    writer = broker.status()["audit"]["writer_pid"]
-    assert writer and writer != broker.pid
+    """{needle: (serving process hits, writer process hits)}; no request in between."""
+    writer = broker.writer_pid
     return {n: (memory_hits(broker.pid, n.encode()), memory_hits(writer, n.encode())) for n in needles}
+
+
+def held(needles):
+    """What the store holds: one get reply per value, two for the field (object and field)."""
+    return {needles[0]: (1, 0), needles[1]: (1, 0), needles[2]: (2, 0), needles[3]: (1, 0), needles[4]: (BULK, 0)}
 
 
 def use(broker, secrets):
@@ -81,19 +89,20 @@ def use(broker, secrets):
 @pytest.fixture
 def loaded(broker_factory):
     broker = broker_factory(rate_limit=0)
+    broker.writer_pid = wait_for(lambda: broker.status()["audit"]["writer_pid"], what="the audit writer")
+    assert broker.writer_pid != broker.pid
     broker.make_project(PROJECT, NAMES, expected_uid=os.getuid())
     secrets, needles = canaries()
     use(broker, secrets)
-    held = counts(broker, needles)
-    # The scan sees what the store holds: one get reply per value, two for the field
-    # (the object's reply and the field's); nothing in the writer, which never holds values.
-    assert held == {needles[0]: (1, 0), needles[1]: (1, 0), needles[2]: (2, 0), needles[3]: (1, 0)}, held
+    # The scan sees what the store holds; nothing in the writer, which never holds values.
+    found = counts(broker, needles)
+    assert found == held(needles), found
     return broker, secrets, needles
 
 
 def test_clear_creds_leaves_no_copy_in_any_process(loaded):
     broker, _secrets, needles = loaded
-    assert broker.admin_ok("clear-creds")["cleared"] == 4
+    assert broker.admin_ok("clear-creds")["cleared"] == 4 + BULK
     assert counts(broker, needles) == {n: (0, 0) for n in needles}
 
 
@@ -103,8 +112,10 @@ def test_replacing_push_leaves_no_copy_of_the_old_values(loaded):
     del new["UNI"]                  # removed by the push
     broker.client().request("push-creds", secrets=new)
     assert counts(broker, needles) == {n: (0, 0) for n in needles}
-    still = counts(broker, new_needles[:3])
-    assert still == {new_needles[0]: (1, 0), new_needles[1]: (1, 0), new_needles[2]: (2, 0)}, still
+    still = counts(broker, new_needles)
+    expect = held(new_needles)
+    expect[new_needles[3]] = (0, 0)
+    assert still == expect, still
 
 
 def test_repushing_the_same_values_keeps_one_copy(loaded):
@@ -112,11 +123,12 @@ def test_repushing_the_same_values_keeps_one_copy(loaded):
     for _ in range(3):
         reply = broker.client().request("push-creds", secrets=secrets)
         assert reply["changed"] == [] and reply["added"] == []
-    assert counts(broker, needles) == {needles[0]: (1, 0), needles[1]: (1, 0), needles[2]: (2, 0), needles[3]: (1, 0)}
+    assert counts(broker, needles) == held(needles)
 
 
 def test_rejected_push_leaves_no_copy(broker_factory):
     broker = broker_factory()
+    broker.writer_pid = wait_for(lambda: broker.status()["audit"]["writer_pid"], what="the audit writer")
     secrets, needles = canaries()
     secrets["BAD"] = 5              # the whole push is refused after the others were encoded
     reply = broker.admin("push-creds", secrets=secrets)
