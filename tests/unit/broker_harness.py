@@ -241,29 +241,54 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS for pid %d" % pid)
 
 
-def memory_hits(pid, needle):
+def wait_idle(pid, timeout=30.0):
+    """Wait until the daemon's event loop waits for events (``epoll_wait``): every request
+    it has answered is completely handled, including the work it does after the reply."""
+    def idle():
+        with open("/proc/%d/wchan" % pid, encoding="ascii") as handle:
+            return "epoll" in handle.read()
+    wait_for(idle, timeout, interval=0.001, what="pid %d to wait in epoll_wait" % pid)
+
+
+def memory_hits(pid, needle, attempts=5):
     """Occurrences of ``needle`` in the readable memory of process ``pid`` (/proc/PID/maps + mem).
 
     Needs ptrace access to ``pid`` (root with CAP_SYS_PTRACE for the daemon, which is not
-    dumpable).  A match that spans two mappings is not counted; mappings are contiguous
-    only by chance, and a value is never split across them by the allocator.
+    dumpable).  Every mapping the process may read is read in full, in chunks that
+    overlap by ``len(needle) - 1`` bytes.  A mapping that changed under the scan (a heap
+    the allocator trimmed) restarts it from a fresh /proc/PID/maps; one that cannot be
+    read after ``attempts`` scans raises, so an unreadable region never passes for one
+    without the needle.
     """
+    for _attempt in range(attempts):
+        try:
+            return _scan_memory(pid, needle)
+        except OSError as exc:
+            error = exc
+    raise AssertionError("cannot read the memory of pid %d: %s" % (pid, error))
+
+
+def _scan_memory(pid, needle):
     hits = 0
-    with open("/proc/%d/maps" % pid, encoding="ascii") as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
-        for line in maps:
-            fields = line.split()
+    chunk = 1 << 20
+    overlap = len(needle) - 1
+    with open("/proc/%d/maps" % pid, encoding="ascii") as maps:
+        regions = [line.split() for line in maps]
+    with open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for fields in regions:
             low, high = (int(x, 16) for x in fields[0].split("-"))
-            if "r" not in fields[1] or fields[-1] in ("[vvar]", "[vsyscall]"):
-                continue
-            try:
-                mem.seek(low)
-                data = mem.read(high - low)
-            except OSError:
-                continue        # a mapping that vanished or cannot be read (guard pages)
-            start = data.find(needle)
-            while start >= 0:
-                hits += 1
-                start = data.find(needle, start + 1)
+            if "r" not in fields[1] or fields[-1].startswith(("[vvar", "[vsyscall")):
+                continue        # kernel pages, not the process's memory
+            pos, tail = low, b""
+            while pos < high:
+                mem.seek(pos)
+                data = mem.read(min(chunk, high - pos))
+                if not data:
+                    raise OSError("short read at %#x in %s" % (pos, " ".join(fields)))
+                window = tail + data
+                hits += window.count(needle)
+                tail = window[-overlap:] if overlap else b""
+                pos += len(data)
     return hits
 
 

@@ -23,13 +23,13 @@ import uuid
 
 import pytest
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import RawConn, memory_hits, wait_for
+from ansible_collections.remo.broker.tests.unit.broker_harness import RawConn, memory_hits, wait_for, wait_idle
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's memory needs root")
 
 PROJECT = "mem"
-NAMES = ("TOKEN", "PEM", "aws", "UNI")
 BULK = 40       # more values of other sizes: freed copies cannot all be reused before the scan
+NAMES = ("TOKEN", "PEM", "aws", "UNI") + tuple("BULK_%02d" % i for i in range(BULK))
 
 
 def canaries():
@@ -54,6 +54,7 @@ def canaries():
 def counts(broker, needles):
     """{needle: (serving process hits, writer process hits)}; no request in between."""
     writer = broker.writer_pid
+    wait_idle(broker.pid)
     return {n: (memory_hits(broker.pid, n.encode()), memory_hits(writer, n.encode())) for n in needles}
 
 
@@ -74,16 +75,20 @@ def use(broker, secrets):
         assert json.loads(broker.project(PROJECT, "get", name="aws")["value"]) == secrets["aws"]
         got = broker.project(PROJECT, "get", name="aws", field="secret_access_key")
         assert got["value"] == secrets["aws"]["secret_access_key"]
+    # Pipelined: the replies of one read leave in one joined buffer.
+    names = ["TOKEN", "PEM", "aws"] + sorted(n for n in secrets if n.startswith("BULK_"))
     conn = RawConn(broker.project_socket(PROJECT))
     try:
-        conn.send(b'{"op":"get","name":"TOKEN"}\n{"op":"get","name":"PEM"}\n'
-                  b'{"op":"get","name":"aws","field":"secret_access_key"}\n')
-        replies = [json.loads(conn.read_line()) for _ in range(3)]
+        conn.send(b"".join(b'{"op":"get","name":"%s"}\n' % n.encode() for n in names))
+        replies = [json.loads(conn.read_line()) for _ in names]
     finally:
         conn.close()
-    assert [r["name"] for r in replies] == ["TOKEN", "PEM", "aws"]
+    assert [r["name"] for r in replies] == names and all(r["ok"] for r in replies)
     # The raw harness client too: a differently formatted request line (", " separators).
     broker.admin_ok("diff-creds", secrets=secrets)
+    # A request longer than one read (asyncio reads 256 KiB at most), refused after parsing.
+    refused = broker.admin("diff-creds", secrets=dict(secrets, PAD="p" * 300000))
+    assert refused["ok"] is False and refused["code"] == "payload_too_large"
 
 
 @pytest.fixture
