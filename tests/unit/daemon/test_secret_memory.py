@@ -64,7 +64,7 @@ def held(needles):
 
 
 def use(broker, secrets):
-    """diff + push through the collection's client, then gets: single, structured, pipelined."""
+    """diff + push through the collection's client, gets, two more diffs, pipelined gets."""
     client = broker.client()
     client.request("diff-creds", secrets=secrets)
     client.request("push-creds", secrets=secrets)
@@ -75,7 +75,14 @@ def use(broker, secrets):
         assert json.loads(broker.project(PROJECT, "get", name="aws")["value"]) == secrets["aws"]
         got = broker.project(PROJECT, "get", name="aws", field="secret_access_key")
         assert got["value"] == secrets["aws"]["secret_access_key"]
-    # Pipelined: the replies of one read leave in one joined buffer.
+    # The raw harness client too: a differently formatted request line (", " separators).
+    broker.admin_ok("diff-creds", secrets=secrets)
+    # A request longer than one read (asyncio reads 256 KiB at most), refused after
+    # parsing; the values are in its last read.
+    refused = broker.admin("diff-creds", secrets=dict({"PAD": "p" * 300000}, **secrets))
+    assert refused["ok"] is False and refused["code"] == "payload_too_large"
+    # Pipelined, last (nothing reuses the freed memory before the scan): the replies of
+    # one read leave in one joined buffer.
     names = ["TOKEN", "PEM", "aws"] + sorted(n for n in secrets if n.startswith("BULK_"))
     conn = RawConn(broker.project_socket(PROJECT))
     try:
@@ -84,11 +91,6 @@ def use(broker, secrets):
     finally:
         conn.close()
     assert [r["name"] for r in replies] == names and all(r["ok"] for r in replies)
-    # The raw harness client too: a differently formatted request line (", " separators).
-    broker.admin_ok("diff-creds", secrets=secrets)
-    # A request longer than one read (asyncio reads 256 KiB at most), refused after parsing.
-    refused = broker.admin("diff-creds", secrets=dict(secrets, PAD="p" * 300000))
-    assert refused["ok"] is False and refused["code"] == "payload_too_large"
 
 
 @pytest.fixture
