@@ -17,7 +17,6 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connecti
 from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests import AdminRequests
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
-from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import (
     harden_process,
     log,

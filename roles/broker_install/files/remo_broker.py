@@ -4452,7 +4452,6 @@ that ranks first: the default source, then the others in name order.
         from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests import AdminRequests
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import (
             harden_process,
             log,
@@ -4822,8 +4821,8 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m14', 3802, 46),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m15', 3851, 263),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m16', 4117, 316),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m17', 4436, 245),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m18', 4684, 121),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m17', 4436, 244),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m18', 4683, 121),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

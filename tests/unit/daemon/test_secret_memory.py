@@ -68,7 +68,7 @@ def use(broker, secrets):
     client = broker.client()
     client.request("diff-creds", secrets=secrets)
     client.request("push-creds", secrets=secrets)
-    for _ in range(3):
+    for _round in range(3):
         assert broker.project(PROJECT, "get", name="TOKEN")["value"] == secrets["TOKEN"]
         assert broker.project(PROJECT, "get", name="PEM")["value"] == secrets["PEM"]
         assert broker.project(PROJECT, "get", name="UNI")["value"] == secrets["UNI"]
@@ -87,7 +87,7 @@ def use(broker, secrets):
     conn = RawConn(broker.project_socket(PROJECT))
     try:
         conn.send(b"".join(b'{"op":"get","name":"%s"}\n' % n.encode() for n in names))
-        replies = [json.loads(conn.read_line()) for _ in names]
+        replies = [json.loads(conn.read_line()) for _name in names]
     finally:
         conn.close()
     assert [r["name"] for r in replies] == names and all(r["ok"] for r in replies)
@@ -127,7 +127,7 @@ def test_replacing_push_leaves_no_copy_of_the_old_values(loaded):
 
 def test_repushing_the_same_values_keeps_one_copy(loaded):
     broker, secrets, needles = loaded
-    for _ in range(3):
+    for _round in range(3):
         reply = broker.client().request("push-creds", secrets=secrets)
         assert reply["changed"] == [] and reply["added"] == []
     assert counts(broker, needles) == held(needles)
