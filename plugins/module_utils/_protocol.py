@@ -103,6 +103,11 @@ PROJECT_NAME_RE = re.compile(PROJECT_NAME_PATTERN)
 SECRET_NAME_RE = re.compile(SECRET_NAME_PATTERN)
 # Project names that would collide with daemon files in RUN_DIR.
 RESERVED_PROJECT_NAMES = frozenset(("admin",))
+# Push sources (docs/protocol.md "Push sources"): a push without one goes to DEFAULT_SOURCE.
+SOURCE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+SOURCE_NAME_RE = re.compile(SOURCE_NAME_PATTERN)
+DEFAULT_SOURCE = "default"
+MAX_SOURCES = 16
 
 # ---------------------------------------------------------------------------
 # Operations

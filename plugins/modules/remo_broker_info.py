@@ -78,13 +78,50 @@ status:
       type: float
       sample: 3612.5
     secret_count:
-      description: Number of secrets the daemon holds in memory.
+      description: Number of secret names the daemon serves (the union of every push source).
       type: int
       sample: 4
     secrets_loaded_at:
-      description: When the current secrets were pushed (ISO-8601, UTC), or V(null) if none were.
+      description: When a source last pushed the secrets it holds now (ISO-8601, UTC), or V(null) if none holds any.
       type: str
       sample: "2026-06-01T09:30:00Z"
+    sources:
+      description:
+        - The push sources that hold secrets, in precedence order (the default source first,
+          then the others by name); see M(remo.broker.remo_broker_push) O(remo.broker.remo_broker_push#module:source).
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Source name; V(default) for pushes without a source.
+          type: str
+          sample: vault
+        secret_count:
+          description: Number of names the source holds.
+          type: int
+          sample: 3
+        loaded_at:
+          description: When the source last pushed (ISO-8601, UTC).
+          type: str
+          sample: "2026-06-01T09:30:00Z"
+    conflicts:
+      description: Names held by more than one source, sorted, each served from the first source in precedence order.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: The secret name.
+          type: str
+          sample: GITHUB_TOKEN
+        served_from:
+          description: The source whose value the daemon serves.
+          type: str
+          sample: default
+        also_in:
+          description: The other sources holding the name, in precedence order.
+          type: list
+          elements: str
+          sample: [vault]
     pid:
       description: Process id of the serving daemon process.
       type: int
@@ -232,10 +269,12 @@ status:
     hardening:
       description: >-
         Process hardening in effect: C(dumpable) is V(0) when core dumps and ptrace by
-        other processes of the same user are off, C(rlimit_core) the core size limit;
-        each is V(null) when it could not be set.
+        other processes of the same user are off, C(rlimit_core) the core size limit
+        (each V(null) when it could not be set); C(memory_locked) whether the serving
+        process is locked out of swap (C(mlockall)), with C(memory_lock_error) saying why
+        not; C(value_wipe) whether the daemon overwrites the copies of a value it drops.
       type: dict
-      sample: {dumpable: 0, rlimit_core: 0}
+      sample: {dumpable: 0, rlimit_core: 0, memory_locked: true, memory_lock_error: null, value_wipe: true}
 socket_path:
   description: The admin socket that was queried.
   returned: always

@@ -11,9 +11,12 @@ short_description: Load secrets into the remo-broker daemon's memory, or clear t
 version_added: 0.1.0
 description:
   - Pushes a complete map of secrets to the remo-broker daemon over its admin socket
-    (the C(push-creds) request). The push atomically replaces everything the daemon held;
-    names left out of O(secrets) are dropped.
-  - With O(state=absent) the daemon forgets every secret (the C(clear-creds) request).
+    (the C(push-creds) request). The push atomically replaces everything the push source
+    O(source) held; names left out of O(secrets) are dropped from that source. Other
+    sources (for example the vault sidecar's, C(vault)) keep their names; the daemon
+    serves the union.
+  - With O(state=absent) the daemon forgets the secrets of O(source), or every secret of
+    every source when O(source) is not set (the C(clear-creds) request).
   - Before pushing, the module asks the daemon which names a push would add, remove or
     change (the C(diff-creds) request). The daemon compares values in constant time and
     answers with names only, so the module is idempotent and supports check mode without
@@ -39,7 +42,7 @@ attributes:
   idempotent:
     support: full
     details:
-      - The module reports a change only when the daemon's holdings differ from O(secrets).
+      - The module reports a change only when the source's holdings differ from O(secrets).
 options:
   secrets:
     description:
@@ -51,10 +54,23 @@ options:
       - The whole request must stay under the daemon's 1 MiB admin message limit.
       - Required when O(state=present). Ignored when O(state=absent).
     type: dict
+  source:
+    description:
+      - The push source the task manages. Each source's names are replaced only by pushes
+        of that source, so a playbook and the vault sidecar (source C(vault)) do not erase
+        each other.
+      - When a name is held by several sources, the daemon serves the value of the default
+        source, else of the first other source in name order; RV(conflicts) lists such names
+        and the daemon's C(status) reports them (M(remo.broker.remo_broker_info)).
+      - Not set means the default source (named C(default)) for O(state=present), and every
+        source for O(state=absent).
+      - Names match C(^[a-z][a-z0-9_-]{0,31}$); the daemon holds at most 16 sources.
+    type: str
+    version_added: 0.1.0
   state:
     description:
-      - V(present) makes the daemon hold exactly O(secrets).
-      - V(absent) clears every secret the daemon holds.
+      - V(present) makes O(source) hold exactly O(secrets).
+      - V(absent) clears every secret of O(source), or of every source when O(source) is not set.
     type: str
     choices: [present, absent]
     default: present
@@ -84,6 +100,13 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "added={{ push.added }} removed={{ push.removed }} changed={{ push.changed_names }}"
 
+- name: Push the playbook's secrets beside the vault sidecar's (source vault)
+  remo.broker.remo_broker_push:
+    source: ansible
+    secrets:
+      CI_DEPLOY_KEY: "{{ lookup('remo.broker.fnox', 'CI_DEPLOY_KEY') }}"
+  become: true
+
 - name: Set the socket once for every broker module in a block
   module_defaults:
     group/remo.broker.broker:
@@ -96,19 +119,36 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+source:
+  description:
+    - The push source the task managed (V(default) when O(source) is not set), or V(null)
+      when O(state=absent) without O(source) cleared every source.
+  returned: success
+  type: str
+  sample: default
 secret_count:
   description:
-    - Number of secrets the daemon holds after the task (in check mode, would hold).
+    - Number of secrets the source holds after the task (in check mode, would hold); after
+      clearing every source, V(0).
   returned: success
   type: int
   sample: 3
 secrets_loaded_at:
   description:
-    - When the daemon's current secrets were loaded (ISO-8601, UTC), or V(null) when it holds none.
+    - When the source's current secrets were loaded (ISO-8601, UTC), or V(null) when it holds none.
     - In check mode, the time of the last real push.
   returned: success
   type: str
   sample: "2026-06-01T09:30:00Z"
+conflicts:
+  description:
+    - Names of the source that another source also holds, sorted. The daemon serves each
+      from the default source first, then from the other sources in name order.
+    - In check mode, the conflicts the source has now among the names of O(secrets).
+  returned: success
+  type: list
+  elements: str
+  sample: [GITHUB_TOKEN]
 added:
   description: Names the push added (or would add), sorted.
   returned: success
@@ -160,6 +200,7 @@ from ansible_collections.remo.broker.plugins.module_utils._module_base import (
     merge_argument_spec,
 )
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+    DEFAULT_SOURCE,
     E_PAYLOAD_TOO_LARGE,
     MAX_ADMIN_MESSAGE_BYTES,
     OP_CLEAR_CREDS,
@@ -168,6 +209,8 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     OP_STATUS,
     SECRET_NAME_PATTERN,
     SECRET_NAME_RE,
+    SOURCE_NAME_PATTERN,
+    SOURCE_NAME_RE,
 )
 
 DIFF_HEADER = "remo-broker secrets (names only)"
@@ -237,31 +280,47 @@ def _sorted_names(reply, key):
     return sorted(str(n) for n in (reply.get(key) or []))
 
 
-def run_present(module, broker, secrets):
+def _source_status(broker, source):
+    """(secret_count, loaded_at, conflicting names) of ``source`` from the daemon's status."""
+    status = broker.request(OP_STATUS, what="the status request")
+    for entry in status.get("sources") or []:
+        if entry.get("name") == source:
+            conflicts = sorted(c["name"] for c in status.get("conflicts") or []
+                               if source == c.get("served_from") or source in (c.get("also_in") or []))
+            return entry.get("secret_count", 0), entry.get("loaded_at"), conflicts
+    return 0, None, []
+
+
+def run_present(module, broker, secrets, source):
     validate_secrets(module, secrets)
     check_size(module, secrets)
+    fields = dict(secrets=secrets)
+    if module.params["source"] is not None:
+        fields["source"] = source
 
-    delta = broker.request(OP_DIFF_CREDS, what="the diff-creds request", secrets=secrets)
+    delta = broker.request(OP_DIFF_CREDS, what="the diff-creds request", **fields)
     added = _sorted_names(delta, "added")
     removed = _sorted_names(delta, "removed")
     changed_names = _sorted_names(delta, "changed")
     changed = bool(added or removed or changed_names)
 
-    result = dict(changed=changed, added=added, removed=removed, changed_names=changed_names)
+    result = dict(changed=changed, source=source, added=added, removed=removed, changed_names=changed_names)
 
     if changed and not module.check_mode:
-        pushed = broker.request(OP_PUSH_CREDS, what="the push-creds request", secrets=secrets)
+        pushed = broker.request(OP_PUSH_CREDS, what="the push-creds request", **fields)
         result["secret_count"] = pushed.get("secret_count", len(secrets))
         result["secrets_loaded_at"] = pushed.get("loaded_at")
+        result["conflicts"] = _sorted_names(pushed, "conflicts")
         # The push reports what it really did; prefer it over the prediction.
         for ours, theirs in (("added", "added"), ("removed", "removed"), ("changed_names", "changed")):
             if theirs in pushed:
                 result[ours] = _sorted_names(pushed, theirs)
         result["changed"] = bool(result["added"] or result["removed"] or result["changed_names"])
     else:
-        status = broker.request(OP_STATUS, what="the status request")
-        result["secret_count"] = len(secrets) if changed else status.get("secret_count", len(secrets))
-        result["secrets_loaded_at"] = status.get("secrets_loaded_at")
+        count, loaded_at, conflicts = _source_status(broker, source)
+        result["secret_count"] = len(secrets) if changed else count
+        result["secrets_loaded_at"] = loaded_at
+        result["conflicts"] = [n for n in conflicts if n in secrets] if changed else conflicts
 
     if module._diff:
         after_names = set(str(n) for n in secrets)
@@ -270,19 +329,26 @@ def run_present(module, broker, secrets):
     return result
 
 
-def run_absent(module, broker):
-    # diff-creds against an empty map names everything the daemon holds, values stay inside.
-    delta = broker.request(OP_DIFF_CREDS, what="the diff-creds request", secrets={})
-    held = _sorted_names(delta, "removed")
-    changed = bool(held)
-    result = dict(changed=changed, added=[], removed=held, changed_names=[], secret_count=0, secrets_loaded_at=None)
-    if changed and not module.check_mode:
-        cleared = broker.request(OP_CLEAR_CREDS, what="the clear-creds request")
-        result["secret_count"] = cleared.get("secret_count", 0)
-    elif not changed:
+def run_absent(module, broker, source):
+    # diff-creds against an empty map names everything a source holds, values stay inside.
+    if source is None:
         status = broker.request(OP_STATUS, what="the status request")
-        result["secret_count"] = status.get("secret_count", 0)
-        result["secrets_loaded_at"] = status.get("secrets_loaded_at")
+        sources = [entry.get("name") for entry in status.get("sources") or []]
+    else:
+        sources = [source]
+    held = set()
+    for name in sources:
+        delta = broker.request(OP_DIFF_CREDS, what="the diff-creds request", secrets={}, source=name)
+        held.update(_sorted_names(delta, "removed"))
+    held = sorted(held)
+    changed = bool(held)
+    result = dict(changed=changed, source=source, added=[], removed=held, changed_names=[], secret_count=0,
+                  secrets_loaded_at=None, conflicts=[])
+    if changed and not module.check_mode:
+        cleared = broker.request(OP_CLEAR_CREDS, what="the clear-creds request",
+                                 **({} if source is None else {"source": source}))
+        if source is None:
+            result["secret_count"] = cleared.get("secret_count", 0)
     if module._diff:
         result["diff"] = names_diff(held, [], [])
     return result
@@ -292,6 +358,7 @@ def main():
     argument_spec = merge_argument_spec(
         dict(
             secrets=dict(type="dict", no_log=True),
+            source=dict(type="str"),
             state=dict(type="str", default="present", choices=["present", "absent"]),
         )
     )
@@ -300,11 +367,14 @@ def main():
         required_if=[("state", "present", ("secrets",))],
         supports_check_mode=True,
     )
+    source = module.params["source"]
+    if source is not None and not SOURCE_NAME_RE.fullmatch(source):
+        module.fail_json(msg="source %r does not match %s" % (source, SOURCE_NAME_PATTERN))
     broker = BrokerModule(module)
     if module.params["state"] == "present":
-        result = run_present(module, broker, module.params["secrets"])
+        result = run_present(module, broker, module.params["secrets"], source or DEFAULT_SOURCE)
     else:
-        result = run_absent(module, broker)
+        result = run_absent(module, broker, source)
     result["socket_path"] = broker.socket_path
     module.exit_json(**result)
 

@@ -251,6 +251,57 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS for pid %d" % pid)
 
 
+def wait_idle(pid, timeout=30.0):
+    """Wait until the daemon's event loop waits for events (``epoll_wait``): every request
+    it has answered is completely handled, including the work it does after the reply."""
+    def idle():
+        with open("/proc/%d/wchan" % pid, encoding="ascii") as handle:
+            return "epoll" in handle.read()
+    wait_for(idle, timeout, interval=0.001, what="pid %d to wait in epoll_wait" % pid)
+
+
+def memory_hits(pid, needle, attempts=5):
+    """Occurrences of ``needle`` in the readable memory of process ``pid`` (/proc/PID/maps + mem).
+
+    Needs ptrace access to ``pid`` (root with CAP_SYS_PTRACE for the daemon, which is not
+    dumpable).  Every mapping the process may read is read in full, in chunks that
+    overlap by ``len(needle) - 1`` bytes.  A mapping that changed under the scan (a heap
+    the allocator trimmed) restarts it from a fresh /proc/PID/maps; one that cannot be
+    read after ``attempts`` scans raises, so an unreadable region never passes for one
+    without the needle.
+    """
+    for _attempt in range(attempts):
+        try:
+            return _scan_memory(pid, needle)
+        except OSError as exc:
+            error = exc
+    raise AssertionError("cannot read the memory of pid %d: %s" % (pid, error))
+
+
+def _scan_memory(pid, needle):
+    hits = 0
+    chunk = 1 << 20
+    overlap = len(needle) - 1
+    with open("/proc/%d/maps" % pid, encoding="ascii") as maps:
+        regions = [line.split() for line in maps]
+    with open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for fields in regions:
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            if "r" not in fields[1] or fields[-1].startswith(("[vvar", "[vsyscall")):
+                continue        # kernel pages, not the process's memory
+            pos, tail = low, b""
+            while pos < high:
+                mem.seek(pos)
+                data = mem.read(min(chunk, high - pos))
+                if not data:
+                    raise OSError("short read at %#x in %s" % (pos, " ".join(fields)))
+                window = tail + data
+                hits += window.count(needle)
+                tail = window[-overlap:] if overlap else b""
+                pos += len(data)
+    return hits
+
+
 def pss_kib(pid):
     """Proportional set size of ``pid`` in KiB (from /proc/PID/smaps_rollup)."""
     with open("/proc/%d/smaps_rollup" % pid, encoding="ascii") as handle:
@@ -307,7 +358,8 @@ def install_daemon(source=None):
 class Daemon:
     """``remo_broker serve`` in BASE/{run,state,log}, started as the unit starts it."""
 
-    def __init__(self, base, extra_args=(), env=None, rate_limit=None, client_timeout=None, daemon=None, nofile=None):
+    def __init__(self, base, extra_args=(), env=None, rate_limit=None, client_timeout=None, daemon=None, nofile=None,
+                 wrapper=()):
         self.base = str(base)
         self.run_dir = os.path.join(self.base, "run")
         self.state_dir = os.path.join(self.base, "state")
@@ -323,6 +375,8 @@ class Daemon:
         self.env = env
         self.daemon = daemon or DAEMON
         self.nofile = nofile        # RLIMIT_NOFILE (soft and hard) to start the daemon with
+        # argv run before the daemon's own (for example prlimit or setpriv); it must exec it
+        self.wrapper = list(wrapper)
         self.proc = None
         self.ready_seconds = None
         self._notify = None
@@ -334,7 +388,7 @@ class Daemon:
         return self.proc.pid
 
     def argv(self):
-        argv = [sys.executable, "-s", "-m", "remo_broker", "serve", "--run-dir", self.run_dir,
+        argv = self.wrapper + [sys.executable, "-s", "-m", "remo_broker", "serve", "--run-dir", self.run_dir,
                 "--state-dir", self.state_dir, "--audit-log", self.audit_log]
         if self.rate_limit is not None:
             argv += ["--rate-limit", str(self.rate_limit)]

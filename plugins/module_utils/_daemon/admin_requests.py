@@ -21,7 +21,9 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestati
 )
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import iso_now, log
 from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project, default_manifest_path
-from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok, value_reply
+from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import wipe, wipe_values
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import prepare, source_arg
 from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DAEMON_VERSION,
@@ -33,10 +35,7 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     E_MANIFEST_INVALID,
     E_MANIFEST_NOT_FOUND,
     E_NOT_REGISTERED,
-    E_PAYLOAD_TOO_LARGE,
     E_PROTOCOL_ERROR,
-    MAX_PROJECT_MESSAGE_BYTES,
-    MAX_SECRETS,
     OP_ATTEST,
     OP_CLEAR_CREDS,
     OP_DIFF_CREDS,
@@ -49,25 +48,8 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     PROJECT_NAME_PATTERN,
     PROTOCOL_VERSION,
     RESERVED_PROJECT_NAMES,
-    SECRET_NAME_PATTERN,
-    SECRET_NAME_RE,
     is_valid_project_name,
 )
-
-
-def _same_secret(a, b):
-    """Constant-time comparison of two pushed values (strings or objects of strings)."""
-    import hmac
-    if isinstance(a, str) != isinstance(b, str):
-        return False
-    if isinstance(a, str):
-        return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
-    if a.keys() != b.keys():
-        return False
-    same = True
-    for key, val in a.items():
-        same &= hmac.compare_digest(val.encode("utf-8", "surrogatepass"), b[key].encode("utf-8", "surrogatepass"))
-    return same
 
 
 def _manifest_fail(exc, name):
@@ -110,8 +92,10 @@ class AdminRequests:
     def handle_admin(self, conn, line):
         """The reply to one admin request line; raises CloseAfter on a protocol error."""
         t0 = time.perf_counter()
+        text = None
         try:
-            req = json.loads(line.decode("utf-8"))
+            text = line.decode("utf-8")
+            req = json.loads(text)
         except UnicodeDecodeError:
             raise self._admin_protocol_error(conn, "request is not valid UTF-8", t0) from None
         except RecursionError:
@@ -120,9 +104,18 @@ class AdminRequests:
             if not line.strip():
                 return b""
             raise self._admin_protocol_error(conn, "request is not valid JSON", t0) from None
+        finally:
+            wipe(text, refs=1)     # admin lines carry values (secret_memory.py)
+            wipe(line, refs=2)
         if not isinstance(req, dict):
             raise self._admin_protocol_error(conn, "request is not a JSON object", t0)
         conn.last = time.monotonic()
+        try:
+            return self._admin_op(conn, req, t0)
+        finally:
+            wipe_values(req.get("secrets"))
+
+    def _admin_op(self, conn, req, t0):
         op = req.get("op")
         handler = self._admin_ops.get(op) if isinstance(op, str) else None
         if handler is None:
@@ -156,8 +149,7 @@ class AdminRequests:
             "daemon_version": DAEMON_VERSION,
             "pid": os.getpid(),
             "uptime_seconds": round(time.monotonic() - self.started, 3),
-            "secret_count": len(self.secrets),
-            "secrets_loaded_at": self.secrets_loaded_at,
+            **self.store.describe(),
             "projects": [p.describe() for p in self.projects.values()],
             "audit": self.audit.status(),
             "rate_limit": {"rps": self.rate, "burst": self.burst},
@@ -270,66 +262,44 @@ class AdminRequests:
         return name, {"name": name, "attestation": dict(record) if record else None, "changed": changed}, \
             {"container_id": cid}
 
-    def _validate_secrets(self, req):
-        secrets = req.get("secrets")
-        if not isinstance(secrets, dict):
-            raise AdminFail(E_INVALID_PAYLOAD, "'secrets' must be an object of NAME: string | {field: string}")
-        if len(secrets) > MAX_SECRETS:
-            raise AdminFail(E_PAYLOAD_TOO_LARGE, "at most %d secrets can be pushed" % MAX_SECRETS)
-        replies = {}
-        fullmatch = SECRET_NAME_RE.fullmatch
-        for name, value in secrets.items():
-            if fullmatch(name) is None:
-                raise AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
-            if isinstance(value, dict):
-                for field, fval in value.items():
-                    if not field or not isinstance(fval, str):
-                        raise AdminFail(E_INVALID_PAYLOAD,
-                                        "secret %s: a structured secret needs non-empty field names and string values" % name)
-                reply = value_reply(name, json.dumps(value, separators=(",", ":"), sort_keys=True))
-            elif isinstance(value, str):
-                reply = value_reply(name, value)
-            else:
-                raise AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
-            if len(reply) > MAX_PROJECT_MESSAGE_BYTES:
-                raise AdminFail(E_PAYLOAD_TOO_LARGE, "secret %s: its get reply would exceed %d bytes"
-                                % (name, MAX_PROJECT_MESSAGE_BYTES))
-            replies[name] = reply
-        return secrets, replies
-
-    def _diff(self, new):
-        old = self.secrets
-        added = sorted(n for n in new if n not in old)
-        removed = sorted(n for n in old if n not in new)
-        changed = sorted(n for n in new if n in old and not _same_secret(old[n], new[n]))
-        return added, removed, changed
-
     def op_diff_creds(self, req):
-        secrets, _replies = self._validate_secrets(req)
-        added, removed, changed = self._diff(secrets)
-        unchanged = len(secrets) - len(added) - len(changed)
-        return None, {"added": added, "removed": removed, "changed": changed, "unchanged_count": unchanged}, \
-            {"added": len(added), "removed": len(removed), "changed": len(changed)}
+        source = source_arg(req)
+        entries = prepare(req.get("secrets"))
+        try:
+            added, removed, changed = self.store.diff(source, entries)
+        finally:
+            for entry in entries.values():
+                entry.wipe()
+        unchanged = len(entries) - len(added) - len(changed)
+        return None, {"source": source, "added": added, "removed": removed, "changed": changed,
+                      "unchanged_count": unchanged}, \
+            {"source": source, "added": len(added), "removed": len(removed), "changed": len(changed)}
 
     def op_push_creds(self, req):
-        secrets, replies = self._validate_secrets(req)
-        added, removed, changed = self._diff(secrets)
-        self.secrets = dict(secrets)
-        self.get_replies = replies
-        self.secrets_loaded_at = iso_now()
-        self._notify_watchers(set(added) | set(removed) | set(changed))
-        counts = {"secret_count": len(secrets), "added": len(added), "removed": len(removed), "changed": len(changed)}
-        return None, {"secret_count": len(secrets), "loaded_at": self.secrets_loaded_at,
-                      "added": added, "removed": removed, "changed": changed}, counts
+        source = source_arg(req)
+        entries = prepare(req.get("secrets"))
+        try:
+            self.store.check_room(source, entries)
+        except AdminFail:
+            for entry in entries.values():
+                entry.wipe()
+            raise
+        now = iso_now()
+        added, removed, changed, touched = self.store.replace(source, entries, now)
+        self._notify_watchers(touched)
+        count = self.store.count(source)
+        counts = {"source": source, "secret_count": count, "added": len(added), "removed": len(removed),
+                  "changed": len(changed)}
+        return None, {"source": source, "secret_count": count, "served_count": len(self.store),
+                      "loaded_at": now, "added": added, "removed": removed, "changed": changed,
+                      "conflicts": [c["name"] for c in self.store.conflicts(source)]}, counts
 
     def op_clear_creds(self, req):
-        cleared = len(self.secrets)
-        names = set(self.secrets)
-        self.secrets = {}
-        self.get_replies = {}
-        self.secrets_loaded_at = None
-        self._notify_watchers(names)
-        return None, {"secret_count": 0, "cleared": cleared}, {"cleared": cleared}
+        source = None if req.get("source") is None else source_arg(req)
+        cleared, touched = self.store.clear(source)
+        self._notify_watchers(touched)
+        return None, {"source": source, "secret_count": len(self.store), "cleared": cleared}, \
+            {"source": source, "cleared": cleared}
 
     def _notify_watchers(self, names):
         if not names:

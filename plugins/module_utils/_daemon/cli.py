@@ -123,11 +123,14 @@ def cmd_push(args):
     if not isinstance(secrets, dict):
         sys.stderr.write("remo-broker: stdin is not a JSON object of secrets\n")
         return EXIT_USAGE
-    return _admin_call(args, OP_DIFF_CREDS if args.check else OP_PUSH_CREDS, secrets=secrets)
+    fields = {"secrets": secrets}
+    if args.source is not None:
+        fields["source"] = args.source
+    return _admin_call(args, OP_DIFF_CREDS if args.check else OP_PUSH_CREDS, **fields)
 
 
 def cmd_clear(args):
-    return _admin_call(args, OP_CLEAR_CREDS)
+    return _admin_call(args, OP_CLEAR_CREDS, **({"source": args.source} if args.source is not None else {}))
 
 
 def cmd_register(args):
@@ -390,11 +393,15 @@ def build_parser():
     p.add_argument("--audit-fail-open", action="store_true",
                    help="serve secrets even when the audit log cannot be written (default: refuse get with "
                         "audit_unavailable)")
+    p.add_argument("--require-memory-lock", action="store_true",
+                   help="refuse to start when mlockall fails (raise LimitMEMLOCK / RLIMIT_MEMLOCK)")
 
     add("status", cmd_status, "show daemon status (never values)")
-    p = add("push", cmd_push, "replace all secrets with the JSON object read from stdin")
+    p = add("push", cmd_push, "replace one source's secrets with the JSON object read from stdin")
     p.add_argument("--check", action="store_true", help="only report what would change (diff-creds)")
-    add("clear", cmd_clear, "remove every secret from memory")
+    p.add_argument("--source", default=None, help="push source whose names the push replaces (default: the default source)")
+    p = add("clear", cmd_clear, "remove every secret from memory, or one source's")
+    p.add_argument("--source", default=None, help="clear only this push source (default: every source)")
     p = add("register", cmd_register, "register a project with its approved manifest (docs/manifest.md)")
     p.add_argument("name")
     p.add_argument("path", help="the project's directory (its owner is the default --expected-uid)")

@@ -17,6 +17,7 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue im
 from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import NOT_IN_CONTAINER_REPLY, peer_in_container
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import send_wiped
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     ADMIN_OUTPUT_HARD_LIMIT,
     DECISION_DENY,
@@ -214,7 +215,10 @@ class Connection:
 
     def _write(self, out):
         """Send ``out`` (reply lines); False when that passed the hard limit and closed."""
-        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if len(out) == 1:
+            self.transport.write(out[0])
+        else:
+            send_wiped(self.transport, out)    # a joined copy of replies that may carry values
         if self.output_paused and self.transport.get_write_buffer_size() > self.hard_limit:
             self._close_backlogged()
             return False

@@ -13,7 +13,7 @@ import json
 import time
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
-from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err, ok, value_reply
+from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err, ok
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DECISION_ALLOW,
     DECISION_DENY,
@@ -78,7 +78,7 @@ class ProjectRequests:
                     return err(E_DENIED, "requested name is not a valid secret name")
                 return err(E_DENIED, "secret %s is not in the allowlist of project %s" % (name, project.name))
             field = req.get("field")
-            reply = self.get_replies.get(name) if field is None else self._field_reply(name, field)
+            reply = self.store.replies.get(name) if field is None else self.store.field_reply(name, field)
             if reply is None:
                 project.counters["not_found"] += 1
                 self.audit.emit(audit_event("get", project.name, E_NOT_FOUND, DECISION_ALLOW, name, conn.peer, t0))
@@ -140,9 +140,3 @@ class ProjectRequests:
         project.counters["protocol_error"] += 1
         self.audit.emit_repeatable(event, project.name, E_PROTOCOL_ERROR, DECISION_DENY, conn.peer, t0)
         return CloseAfter(err(E_PROTOCOL_ERROR, message))
-
-    def _field_reply(self, name, field):
-        value = self.secrets.get(name)
-        if not isinstance(value, dict) or not isinstance(field, str) or field not in value:
-            return None
-        return value_reply(name, value[field])

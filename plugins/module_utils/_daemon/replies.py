@@ -27,21 +27,6 @@ def ok(fields):
     return json.dumps(reply, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
-def value_reply(name, value):
-    """The encoded `get` reply for one value (``value_b64`` when it is not valid UTF-8)."""
-    try:
-        value.encode("utf-8")
-        return ('{"ok":true,"name":"%s","value":%s}\n' % (name, json.dumps(value))).encode("ascii")
-    except UnicodeEncodeError:
-        import base64
-        raw = value.encode("utf-8", "surrogateescape") if _only_escapes(value) else value.encode("utf-8", "surrogatepass")
-        return ('{"ok":true,"name":"%s","value_b64":"%s"}\n' % (name, base64.b64encode(raw).decode("ascii"))).encode("ascii")
-
-
-def _only_escapes(value):
-    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in value)
-
-
 class CloseAfter(Exception):
     """Ends a request: the connection writes ``reply`` (after earlier replies) and closes."""
 

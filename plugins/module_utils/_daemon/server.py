@@ -14,11 +14,12 @@ import os
 import sys
 import time
 
+from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection import AdminConnection
 from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests import AdminRequests
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint import open_store
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
-from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection, close_or_abort
+from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
 from ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits import ConnectionLimits
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import (
     harden_process,
@@ -30,6 +31,8 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.process import
 from ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests import ProjectRequests
 from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Registry
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import err
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import harden_memory
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import SecretStore
 from ansible_collections.remo.broker.plugins.module_utils._daemon.sockets import bind_unix, remove
 from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
@@ -66,9 +69,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.rate = float(args.rate_limit)
         self.burst = float(args.rate_burst) if args.rate_burst else max(1.0, self.rate)
         self.admin_group = args.admin_group
-        self.secrets = {}
-        self.get_replies = {}
-        self.secrets_loaded_at = None
+        self.store = SecretStore()
         self.projects = {}
         self.conns = set()
         self.draining = False
@@ -122,7 +123,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.audit.on_health = self._audit_health
         self.admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(),
                                     refuse_live=True)
-        self.admin_server = await loop.create_unix_server(lambda: Connection(self, None), sock=self.admin_sock,
+        self.admin_server = await loop.create_unix_server(lambda: AdminConnection(self), sock=self.admin_sock,
                                                           backlog=ACCEPT_BATCH)
         self.admin_sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
         self.restore_registrations()
@@ -165,7 +166,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
     def _status_line(self):
-        line = "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.secrets))
+        line = "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.store))
         if self.audit.unavailable:
             line += "; %s: %s" % ("audit failing, serving anyway" if self.audit.fail_open else "refusing get",
                                   self.audit.unavailable)
@@ -287,6 +288,14 @@ def serve(args, program):
                        "audit verify cannot detect a rewritten log")
     broker = Broker(args, program)
     broker.hardening = harden_process()
+    broker.hardening.update(harden_memory())
+    if not broker.hardening["memory_locked"]:
+        if args.require_memory_lock:
+            log("error", "%s: refusing to start (--require-memory-lock); raise LimitMEMLOCK or grant CAP_IPC_LOCK"
+                % broker.hardening["memory_lock_error"])
+            return EXIT_USAGE
+        log("warning", "%s: serving without a memory lock, pages may be swapped (docs/daemon.md)"
+            % broker.hardening["memory_lock_error"])
     for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE),
                        (os.path.dirname(broker.audit_path), AUDIT_DIR_MODE)):
         if not os.path.isdir(path):

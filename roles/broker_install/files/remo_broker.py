@@ -214,6 +214,11 @@ module-level side effects.
         SECRET_NAME_RE = re.compile(SECRET_NAME_PATTERN)
         # Project names that would collide with daemon files in RUN_DIR.
         RESERVED_PROJECT_NAMES = frozenset(("admin",))
+        # Push sources (docs/protocol.md "Push sources"): a push without one goes to DEFAULT_SOURCE.
+        SOURCE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+        SOURCE_NAME_RE = re.compile(SOURCE_NAME_PATTERN)
+        DEFAULT_SOURCE = "default"
+        MAX_SOURCES = 16
 
         # ---------------------------------------------------------------------------
         # Operations
@@ -2047,7 +2052,58 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                     label, stat.S_IMODE(info.st_mode)), "chmod go-w %s" % path)
 
     # ------------------------------------------------------------------------
-    class _m04:  # plugins/module_utils/_daemon/admin_requests.py
+    class _m04:  # plugins/module_utils/_daemon/admin_connection.py
+        # -*- coding: utf-8 -*-
+        # Copyright (c) remo.broker contributors
+        # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+        #
+        # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+        # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+        """The admin socket's connection: its reads carry values, so each is wiped once handled."""
+        #
+        #
+
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import wipe
+        #
+
+        class AdminConnection(Connection):
+            """A ``Connection`` (project None) that overwrites every read and partial line it drops.
+
+    ``handle_admin`` wipes each complete line and its decoded text; this wipes what the
+    transport handed in (``data``), the concatenation of a line that spanned reads, and
+    a partial line left at close (secret_memory.py).
+    """
+
+            __slots__ = ()
+
+            def __init__(self, broker):
+                super().__init__(broker, None)
+
+            def data_received(self, data):
+                old = self.buf
+                if old:
+                    self.buf = b""
+                    joined = old + data
+                    wipe(old)
+                else:
+                    joined = data
+                try:
+                    Connection.data_received(self, joined)
+                finally:
+                    if self.buf is not joined:
+                        wipe(joined, refs=1)
+                    if joined is not data:
+                        wipe(data, refs=1)
+
+            def connection_lost(self, exc):
+                Connection.connection_lost(self, exc)
+                wipe(self.buf, refs=1)
+                self.buf = b""
+
+    # ------------------------------------------------------------------------
+    class _m05:  # plugins/module_utils/_daemon/admin_requests.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2071,7 +2127,9 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
         )
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import iso_now, log
         from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project, default_manifest_path
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok, value_reply
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import wipe, wipe_values
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import prepare, source_arg
         from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             DAEMON_VERSION,
@@ -2083,10 +2141,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
             E_MANIFEST_INVALID,
             E_MANIFEST_NOT_FOUND,
             E_NOT_REGISTERED,
-            E_PAYLOAD_TOO_LARGE,
             E_PROTOCOL_ERROR,
-            MAX_PROJECT_MESSAGE_BYTES,
-            MAX_SECRETS,
             OP_ATTEST,
             OP_CLEAR_CREDS,
             OP_DIFF_CREDS,
@@ -2099,25 +2154,8 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
             PROJECT_NAME_PATTERN,
             PROTOCOL_VERSION,
             RESERVED_PROJECT_NAMES,
-            SECRET_NAME_PATTERN,
-            SECRET_NAME_RE,
             is_valid_project_name,
         )
-        #
-
-        def _same_secret(a, b):
-            """Constant-time comparison of two pushed values (strings or objects of strings)."""
-            import hmac
-            if isinstance(a, str) != isinstance(b, str):
-                return False
-            if isinstance(a, str):
-                return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
-            if a.keys() != b.keys():
-                return False
-            same = True
-            for key, val in a.items():
-                same &= hmac.compare_digest(val.encode("utf-8", "surrogatepass"), b[key].encode("utf-8", "surrogatepass"))
-            return same
         #
 
         def _manifest_fail(exc, name):
@@ -2160,8 +2198,10 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
             def handle_admin(self, conn, line):
                 """The reply to one admin request line; raises CloseAfter on a protocol error."""
                 t0 = time.perf_counter()
+                text = None
                 try:
-                    req = json.loads(line.decode("utf-8"))
+                    text = line.decode("utf-8")
+                    req = json.loads(text)
                 except UnicodeDecodeError:
                     raise self._admin_protocol_error(conn, "request is not valid UTF-8", t0) from None
                 except RecursionError:
@@ -2170,9 +2210,18 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                     if not line.strip():
                         return b""
                     raise self._admin_protocol_error(conn, "request is not valid JSON", t0) from None
+                finally:
+                    wipe(text, refs=1)     # admin lines carry values (secret_memory.py)
+                    wipe(line, refs=2)
                 if not isinstance(req, dict):
                     raise self._admin_protocol_error(conn, "request is not a JSON object", t0)
                 conn.last = time.monotonic()
+                try:
+                    return self._admin_op(conn, req, t0)
+                finally:
+                    wipe_values(req.get("secrets"))
+
+            def _admin_op(self, conn, req, t0):
                 op = req.get("op")
                 handler = self._admin_ops.get(op) if isinstance(op, str) else None
                 if handler is None:
@@ -2206,8 +2255,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                     "daemon_version": DAEMON_VERSION,
                     "pid": os.getpid(),
                     "uptime_seconds": round(time.monotonic() - self.started, 3),
-                    "secret_count": len(self.secrets),
-                    "secrets_loaded_at": self.secrets_loaded_at,
+                    **self.store.describe(),
                     "projects": [p.describe() for p in self.projects.values()],
                     "audit": self.audit.status(),
                     "rate_limit": {"rps": self.rate, "burst": self.burst},
@@ -2320,66 +2368,44 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                 return name, {"name": name, "attestation": dict(record) if record else None, "changed": changed}, \
                     {"container_id": cid}
 
-            def _validate_secrets(self, req):
-                secrets = req.get("secrets")
-                if not isinstance(secrets, dict):
-                    raise AdminFail(E_INVALID_PAYLOAD, "'secrets' must be an object of NAME: string | {field: string}")
-                if len(secrets) > MAX_SECRETS:
-                    raise AdminFail(E_PAYLOAD_TOO_LARGE, "at most %d secrets can be pushed" % MAX_SECRETS)
-                replies = {}
-                fullmatch = SECRET_NAME_RE.fullmatch
-                for name, value in secrets.items():
-                    if fullmatch(name) is None:
-                        raise AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
-                    if isinstance(value, dict):
-                        for field, fval in value.items():
-                            if not field or not isinstance(fval, str):
-                                raise AdminFail(E_INVALID_PAYLOAD,
-                                                "secret %s: a structured secret needs non-empty field names and string values" % name)
-                        reply = value_reply(name, json.dumps(value, separators=(",", ":"), sort_keys=True))
-                    elif isinstance(value, str):
-                        reply = value_reply(name, value)
-                    else:
-                        raise AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
-                    if len(reply) > MAX_PROJECT_MESSAGE_BYTES:
-                        raise AdminFail(E_PAYLOAD_TOO_LARGE, "secret %s: its get reply would exceed %d bytes"
-                                        % (name, MAX_PROJECT_MESSAGE_BYTES))
-                    replies[name] = reply
-                return secrets, replies
-
-            def _diff(self, new):
-                old = self.secrets
-                added = sorted(n for n in new if n not in old)
-                removed = sorted(n for n in old if n not in new)
-                changed = sorted(n for n in new if n in old and not _same_secret(old[n], new[n]))
-                return added, removed, changed
-
             def op_diff_creds(self, req):
-                secrets, _replies = self._validate_secrets(req)
-                added, removed, changed = self._diff(secrets)
-                unchanged = len(secrets) - len(added) - len(changed)
-                return None, {"added": added, "removed": removed, "changed": changed, "unchanged_count": unchanged}, \
-                    {"added": len(added), "removed": len(removed), "changed": len(changed)}
+                source = source_arg(req)
+                entries = prepare(req.get("secrets"))
+                try:
+                    added, removed, changed = self.store.diff(source, entries)
+                finally:
+                    for entry in entries.values():
+                        entry.wipe()
+                unchanged = len(entries) - len(added) - len(changed)
+                return None, {"source": source, "added": added, "removed": removed, "changed": changed,
+                              "unchanged_count": unchanged}, \
+                    {"source": source, "added": len(added), "removed": len(removed), "changed": len(changed)}
 
             def op_push_creds(self, req):
-                secrets, replies = self._validate_secrets(req)
-                added, removed, changed = self._diff(secrets)
-                self.secrets = dict(secrets)
-                self.get_replies = replies
-                self.secrets_loaded_at = iso_now()
-                self._notify_watchers(set(added) | set(removed) | set(changed))
-                counts = {"secret_count": len(secrets), "added": len(added), "removed": len(removed), "changed": len(changed)}
-                return None, {"secret_count": len(secrets), "loaded_at": self.secrets_loaded_at,
-                              "added": added, "removed": removed, "changed": changed}, counts
+                source = source_arg(req)
+                entries = prepare(req.get("secrets"))
+                try:
+                    self.store.check_room(source, entries)
+                except AdminFail:
+                    for entry in entries.values():
+                        entry.wipe()
+                    raise
+                now = iso_now()
+                added, removed, changed, touched = self.store.replace(source, entries, now)
+                self._notify_watchers(touched)
+                count = self.store.count(source)
+                counts = {"source": source, "secret_count": count, "added": len(added), "removed": len(removed),
+                          "changed": len(changed)}
+                return None, {"source": source, "secret_count": count, "served_count": len(self.store),
+                              "loaded_at": now, "added": added, "removed": removed, "changed": changed,
+                              "conflicts": [c["name"] for c in self.store.conflicts(source)]}, counts
 
             def op_clear_creds(self, req):
-                cleared = len(self.secrets)
-                names = set(self.secrets)
-                self.secrets = {}
-                self.get_replies = {}
-                self.secrets_loaded_at = None
-                self._notify_watchers(names)
-                return None, {"secret_count": 0, "cleared": cleared}, {"cleared": cleared}
+                source = None if req.get("source") is None else source_arg(req)
+                cleared, touched = self.store.clear(source)
+                self._notify_watchers(touched)
+                return None, {"source": source, "secret_count": len(self.store), "cleared": cleared}, \
+                    {"source": source, "cleared": cleared}
 
             def _notify_watchers(self, names):
                 if not names:
@@ -2413,7 +2439,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
             }
 
     # ------------------------------------------------------------------------
-    class _m05:  # plugins/module_utils/_daemon/audit_checkpoint.py
+    class _m06:  # plugins/module_utils/_daemon/audit_checkpoint.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2541,7 +2567,7 @@ Stores (``--audit-checkpoint``):
             return uids
 
     # ------------------------------------------------------------------------
-    class _m06:  # plugins/module_utils/_daemon/audit_coalesce.py
+    class _m07:  # plugins/module_utils/_daemon/audit_coalesce.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2607,7 +2633,7 @@ a null peer, so the table stays bounded however many processes a project starts.
                     self._emit(audit_event(event, project, outcome, entry[1], None, (pid, uid), 0, dict(tag, repeats=repeats)))
 
     # ------------------------------------------------------------------------
-    class _m07:  # plugins/module_utils/_daemon/audit_event.py
+    class _m08:  # plugins/module_utils/_daemon/audit_event.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2655,7 +2681,7 @@ extra       None or a dict of counts (e.g. {"added": 2})
                     int((_perf() - t0) * 1e6) if t0 else 0, extra)
 
     # ------------------------------------------------------------------------
-    class _m08:  # plugins/module_utils/_daemon/audit_file.py
+    class _m09:  # plugins/module_utils/_daemon/audit_file.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -2807,7 +2833,7 @@ extra       None or a dict of counts (e.g. {"added": 2})
             return True, n, "%d lines verified, %d checkpoint(s) matched" % (n, len(anchors))
 
     # ------------------------------------------------------------------------
-    class _m09:  # plugins/module_utils/_daemon/audit_queue.py
+    class _m10:  # plugins/module_utils/_daemon/audit_queue.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3260,7 +3286,7 @@ drains the pipe; an flock on the audit file makes the next daemon wait for it.
                 return sum(1 for _line in fh)
 
     # ------------------------------------------------------------------------
-    class _m10:  # plugins/module_utils/_daemon/audit_writer.py
+    class _m11:  # plugins/module_utils/_daemon/audit_writer.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3608,7 +3634,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             return 0
 
     # ------------------------------------------------------------------------
-    class _m11:  # plugins/module_utils/_daemon/cli.py
+    class _m12:  # plugins/module_utils/_daemon/cli.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -3734,11 +3760,14 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             if not isinstance(secrets, dict):
                 sys.stderr.write("remo-broker: stdin is not a JSON object of secrets\n")
                 return EXIT_USAGE
-            return _admin_call(args, OP_DIFF_CREDS if args.check else OP_PUSH_CREDS, secrets=secrets)
+            fields = {"secrets": secrets}
+            if args.source is not None:
+                fields["source"] = args.source
+            return _admin_call(args, OP_DIFF_CREDS if args.check else OP_PUSH_CREDS, **fields)
         #
 
         def cmd_clear(args):
-            return _admin_call(args, OP_CLEAR_CREDS)
+            return _admin_call(args, OP_CLEAR_CREDS, **({"source": args.source} if args.source is not None else {}))
         #
 
         def cmd_register(args):
@@ -4001,11 +4030,15 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             p.add_argument("--audit-fail-open", action="store_true",
                            help="serve secrets even when the audit log cannot be written (default: refuse get with "
                                 "audit_unavailable)")
+            p.add_argument("--require-memory-lock", action="store_true",
+                           help="refuse to start when mlockall fails (raise LimitMEMLOCK / RLIMIT_MEMLOCK)")
 
             add("status", cmd_status, "show daemon status (never values)")
-            p = add("push", cmd_push, "replace all secrets with the JSON object read from stdin")
+            p = add("push", cmd_push, "replace one source's secrets with the JSON object read from stdin")
             p.add_argument("--check", action="store_true", help="only report what would change (diff-creds)")
-            add("clear", cmd_clear, "remove every secret from memory")
+            p.add_argument("--source", default=None, help="push source whose names the push replaces (default: the default source)")
+            p = add("clear", cmd_clear, "remove every secret from memory, or one source's")
+            p.add_argument("--source", default=None, help="clear only this push source (default: every source)")
             p = add("register", cmd_register, "register a project with its approved manifest (docs/manifest.md)")
             p.add_argument("name")
             p.add_argument("path", help="the project's directory (its owner is the default --expected-uid)")
@@ -4060,7 +4093,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             return args.func(args)
 
     # ------------------------------------------------------------------------
-    class _m12:  # plugins/module_utils/_daemon/connection.py
+    class _m13:  # plugins/module_utils/_daemon/connection.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4080,6 +4113,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import NOT_IN_CONTAINER_REPLY, peer_in_container
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import send_wiped
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             ADMIN_OUTPUT_HARD_LIMIT,
             DECISION_DENY,
@@ -4277,7 +4311,10 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
             def _write(self, out):
                 """Send ``out`` (reply lines); False when that passed the hard limit and closed."""
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+                if len(out) == 1:
+                    self.transport.write(out[0])
+                else:
+                    send_wiped(self.transport, out)    # a joined copy of replies that may carry values
                 if self.output_paused and self.transport.get_write_buffer_size() > self.hard_limit:
                     self._close_backlogged()
                     return False
@@ -4321,7 +4358,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 conn.transport.close()
 
     # ------------------------------------------------------------------------
-    class _m13:  # plugins/module_utils/_daemon/connection_limits.py
+    class _m14:  # plugins/module_utils/_daemon/connection_limits.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4503,7 +4540,7 @@ per ``LIMIT_REPORT_INTERVAL``, not once each.
                         "max_admin": MAX_ADMIN_CONNECTIONS, "refused": self.refused, "accept_failures": self.accept_failures}
 
     # ------------------------------------------------------------------------
-    class _m14:  # plugins/module_utils/_daemon/peer_attestation.py
+    class _m15:  # plugins/module_utils/_daemon/peer_attestation.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4654,7 +4691,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             return {"container_id": cid, "hierarchy": hierarchy, "cgroup": cgroup}
 
     # ------------------------------------------------------------------------
-    class _m15:  # plugins/module_utils/_daemon/process.py
+    class _m16:  # plugins/module_utils/_daemon/process.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4746,7 +4783,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 pass
 
     # ------------------------------------------------------------------------
-    class _m16:  # plugins/module_utils/_daemon/project_requests.py
+    class _m17:  # plugins/module_utils/_daemon/project_requests.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4762,7 +4799,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
         import time
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err, ok, value_reply
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err, ok
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             DECISION_ALLOW,
             DECISION_DENY,
@@ -4827,7 +4864,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                             return err(E_DENIED, "requested name is not a valid secret name")
                         return err(E_DENIED, "secret %s is not in the allowlist of project %s" % (name, project.name))
                     field = req.get("field")
-                    reply = self.get_replies.get(name) if field is None else self._field_reply(name, field)
+                    reply = self.store.replies.get(name) if field is None else self.store.field_reply(name, field)
                     if reply is None:
                         project.counters["not_found"] += 1
                         self.audit.emit(audit_event("get", project.name, E_NOT_FOUND, DECISION_ALLOW, name, conn.peer, t0))
@@ -4890,14 +4927,8 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 self.audit.emit_repeatable(event, project.name, E_PROTOCOL_ERROR, DECISION_DENY, conn.peer, t0)
                 return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
-            def _field_reply(self, name, field):
-                value = self.secrets.get(name)
-                if not isinstance(value, dict) or not isinstance(field, str) or field not in value:
-                    return None
-                return value_reply(name, value[field])
-
     # ------------------------------------------------------------------------
-    class _m17:  # plugins/module_utils/_daemon/registry.py
+    class _m18:  # plugins/module_utils/_daemon/registry.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5157,7 +5188,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 return load_manifest(manifest_path, expected_project=name)
 
     # ------------------------------------------------------------------------
-    class _m18:  # plugins/module_utils/_daemon/replies.py
+    class _m19:  # plugins/module_utils/_daemon/replies.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5187,21 +5218,6 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             return json.dumps(reply, separators=(",", ":")).encode("utf-8") + b"\n"
         #
 
-        def value_reply(name, value):
-            """The encoded `get` reply for one value (``value_b64`` when it is not valid UTF-8)."""
-            try:
-                value.encode("utf-8")
-                return ('{"ok":true,"name":"%s","value":%s}\n' % (name, json.dumps(value))).encode("ascii")
-            except UnicodeEncodeError:
-                import base64
-                raw = value.encode("utf-8", "surrogateescape") if _only_escapes(value) else value.encode("utf-8", "surrogatepass")
-                return ('{"ok":true,"name":"%s","value_b64":"%s"}\n' % (name, base64.b64encode(raw).decode("ascii"))).encode("ascii")
-        #
-
-        def _only_escapes(value):
-            return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in value)
-        #
-
         class CloseAfter(Exception):
             """Ends a request: the connection writes ``reply`` (after earlier replies) and closes."""
 
@@ -5221,7 +5237,592 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 self.project = project
 
     # ------------------------------------------------------------------------
-    class _m19:  # plugins/module_utils/_daemon/server.py
+    class _m20:  # plugins/module_utils/_daemon/secret_memory.py
+        # -*- coding: utf-8 -*-
+        # Copyright (c) remo.broker contributors
+        # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+        #
+        # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+        # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+        """Memory that holds values: zeroing it before it is freed, and keeping it out of swap.
+
+* ``zero(bytearray)``: the store keeps every value only in bytearrays (secret_store.py)
+  and zeroes them when a clear or a replacing push drops them.
+* ``wipe(obj)``: the request line (bytes), its decoded text and the strings ``json.loads``
+  made of the values are immutable objects.  CPython frees them without clearing, so
+  their bytes stay in the heap until reused.  ``wipe`` overwrites the character data of
+  such an object in place (ctypes ``memset``) just before the daemon drops its last
+  reference.  It is only done where it is safe: the object layout was checked at start
+  on probe objects, and the object must be exact ``bytes``/``str``, at least 2 long
+  (CPython shares 0- and 1-length objects), not interned, compact, and referenced only
+  by the caller.  Otherwise the object is left alone (``wipe`` returns False).
+* ``lock_memory()``: ``mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)`` so no page of
+  the serving process reaches swap.
+
+What none of this reaches is in docs/daemon.md ("Secret memory").
+"""
+        #
+        #
+
+        import os
+        import sys
+
+        # A str header's state bitfield (CPython 3.11-3.13): interned:2, kind:3, compact:1, ascii:1.
+        _STATE_OFFSET = 32
+        _MAX_REFS = 6       # more references than the caller's few: shared somewhere, never wipe
+        #
+
+        class _Layout:
+            """The whole address space as one writable memoryview, and where bytes and str keep
+    their data, verified on probe objects at start."""
+
+            def __init__(self):
+                import ctypes
+                # A slice assignment on this view is a memcpy, several times cheaper than a
+                # ctypes.memset call, and the copy into a reply needs no intermediate object.
+                self.memory = memoryview((ctypes.c_char * _SPAN).from_address(0)).cast("B")
+                self.bytes_offset = bytes.__basicsize__ - 1
+                self.ascii_offset = sys.getsizeof("") - 1
+                self.compact_offset = sys.getsizeof("\xe9") - 2
+                self._verify()
+
+            def _verify(self):
+                """Refuse to wipe anything unless the offsets find known probe contents."""
+                tag = "remo-probe-%d-" % os.getpid()
+                probe = (tag + "b").encode("ascii")
+                if self.read(id(probe) + self.bytes_offset, len(probe) + 1) != probe + b"\0":
+                    raise RuntimeError("bytes layout not recognised")
+                for text, encoding, kind, ascii_ in ((tag + "a", "ascii", 1, 1), (tag + "\xe9", "latin-1", 1, 0),
+                                                     (tag + "\u0100", "utf-16-le", 2, 0), (tag + "\U00010000", "utf-32-le", 4, 0)):
+                    if self.state(text) != (0, kind, 1, ascii_):
+                        raise RuntimeError("str state not recognised")
+                    offset = self.ascii_offset if ascii_ else self.compact_offset
+                    if self.read(id(text) + offset, (len(text) + 1) * kind) != (text + "\0").encode(encoding):
+                        raise RuntimeError("str layout not recognised")
+                if self.state(sys.intern(tag + "interned"))[0] == 0:
+                    raise RuntimeError("str interned flag not recognised")
+
+            def read(self, addr, n):
+                return self.memory[addr:addr + n].tobytes()
+
+            def state(self, text):
+                """(interned, kind, compact, ascii) from a str's header."""
+                bits = self.memory[id(text) + _STATE_OFFSET]
+                return bits & 3, (bits >> 2) & 7, (bits >> 5) & 1, (bits >> 6) & 1
+
+            def clear(self, addr, n):
+                memory = self.memory
+                while n > 0:
+                    step = min(n, _ZERO_SIZE)
+                    memory[addr:addr + step] = _ZEROS[:step]
+                    addr += step
+                    n -= step
+
+            def wipe_bytes(self, data):
+                n = len(data)
+                addr = id(data) + self.bytes_offset
+                memory = self.memory
+                if memory[addr + n] != 0 or memory[addr] != data[0]:
+                    return False
+                self.clear(addr, n)
+                return True
+
+            def wipe_str(self, text):
+                interned, kind, compact, ascii_ = self.state(text)
+                if interned or not compact or kind not in (1, 2, 4):
+                    return False
+                n = len(text)
+                addr = id(text) + (self.ascii_offset if ascii_ else self.compact_offset)
+                memory = self.memory
+                if any(memory[addr + n * kind + i] for i in range(kind)) or \
+                        int.from_bytes(memory[addr:addr + kind], sys.byteorder) != ord(text[0]):
+                    return False
+                self.clear(addr, n * kind)
+                return True
+        #
+
+        PLAIN_MASK = 0x63            # a str header's interned (2 bits), compact and ascii bits
+        PLAIN_ASCII = 0x60           # not interned, compact, ascii
+        _SPAN = 1 << 62             # past every user-space address
+        _ZERO_SIZE = 1 << 16
+        _ZEROS = memoryview(bytes(_ZERO_SIZE))
+        #
+
+        def _probe():
+            try:
+                return _Layout(), None
+            except Exception as exc:  # pylint: disable=broad-except
+                return None, "%s: %s" % (type(exc).__name__, exc)
+        #
+
+        _LAYOUT, _LAYOUT_ERROR = _probe()
+        #
+
+        def wipe_available():
+            """(True, None) when immutable objects can be wiped here, else (False, the reason)."""
+            return _LAYOUT is not None, _LAYOUT_ERROR
+        #
+
+        def zero(buf):
+            """Overwrite a bytearray with zeros (its length stays)."""
+            n = len(buf)
+            if n <= _ZERO_SIZE:
+                buf[:] = _ZEROS[:n]
+                return
+            pos = 0
+            while pos < n:
+                step = min(n - pos, _ZERO_SIZE)
+                buf[pos:pos + step] = _ZEROS[:step]
+                pos += step
+        #
+
+        def wipe(obj, refs=0):
+            """Overwrite the data of ``obj`` (bytes, str, bytearray) in place; True when done.
+
+    ``refs``: references the caller holds besides the argument itself (a local name,
+    a dict entry); an object referenced more widely is not touched.
+    """
+            kind = type(obj)
+            if kind is bytearray:
+                zero(obj)
+                return True
+            if (kind is not bytes and kind is not str) or len(obj) < 2 or _LAYOUT is None:
+                return False        # CPython shares empty and one-character objects
+            if sys.getrefcount(obj) > 2 + refs + _MAX_REFS:
+                return False
+            if kind is bytes:
+                return _LAYOUT.wipe_bytes(obj)
+            return _LAYOUT.wipe_str(obj)
+        #
+
+        def wipe_fresh(obj):
+            """``wipe`` for an object just made by the caller or by json.loads (the hot path).
+
+    An ASCII str needs one header byte read: compact, ASCII and not interned.
+    """
+            kind = type(obj)
+            n = len(obj)
+            if _LAYOUT is None or n < 2 or sys.getrefcount(obj) > 4 + _MAX_REFS:
+                return False
+            if kind is bytes:
+                addr = id(obj) + _LAYOUT.bytes_offset
+            elif kind is str and obj.isascii() and _LAYOUT.memory[id(obj) + _STATE_OFFSET] & PLAIN_MASK == PLAIN_ASCII:
+                addr = id(obj) + _LAYOUT.ascii_offset
+            else:
+                return wipe(obj)
+            if n <= _ZERO_SIZE:
+                _LAYOUT.memory[addr:addr + n] = _ZEROS[:n]
+            else:
+                _LAYOUT.clear(addr, n)
+            return True
+        #
+
+        def ascii_reader():
+            """(memory, state offset, data offset) to view a compact ASCII str's characters in
+    place (secret_store.py builds replies from them without an intermediate copy), or None."""
+            if _LAYOUT is None:
+                return None
+            return _LAYOUT.memory, _STATE_OFFSET, _LAYOUT.ascii_offset
+        #
+
+        def send_wiped(transport, parts):
+            """Write several replies as one buffer, zeroed at once when the kernel took all of it.
+
+    When the transport kept some (the peer is not reading), it holds its own copy or a
+    view of ours, so ours is left alone (docs/daemon.md "Secret memory").
+    """
+            payload = bytearray().join(parts)
+            transport.write(payload)
+            if not transport.get_write_buffer_size():
+                zero(payload)
+        #
+
+        def wipe_values(tree):
+            """Wipe every str inside a parsed request's ``secrets`` (values and nested field values)."""
+            if not isinstance(tree, dict) or _LAYOUT is None:
+                return
+            memory, offset, refcount = _LAYOUT.memory, _LAYOUT.ascii_offset, sys.getrefcount
+            for value in tree.values():
+                if type(value) is str:  # pylint: disable=unidiomatic-typecheck
+                    n = len(value)
+                    if 1 < n <= _ZERO_SIZE and value.isascii() and refcount(value) <= 4 + _MAX_REFS \
+                            and memory[id(value) + _STATE_OFFSET] & PLAIN_MASK == PLAIN_ASCII:
+                        addr = id(value) + offset
+                        memory[addr:addr + n] = _ZEROS[:n]      # inline wipe_fresh: one per pushed value
+                    else:
+                        wipe_fresh(value)
+                elif isinstance(value, dict):
+                    wipe_values(value)
+        #
+
+        # mlockall(2) flags (linux/mman.h)
+        MCL_CURRENT = 1
+        MCL_FUTURE = 2
+        MCL_ONFAULT = 4
+        #
+
+        def harden_memory():
+            """mlockall the serving process; the ``status.hardening`` fields of this file.
+
+    ``memory_locked``/``memory_lock_error`` report the lock, ``value_wipe`` whether
+    immutable copies can be overwritten on this interpreter.
+
+    MCL_ONFAULT (Linux 4.4+) locks pages as they are touched instead of faulting in the
+    whole address space (the libraries' untouched pages stay out of RSS); without it the
+    call is retried with MCL_CURRENT | MCL_FUTURE.  Fails with ENOMEM/EPERM when
+    RLIMIT_MEMLOCK (the unit's LimitMEMLOCK) is below the address space and the process
+    lacks CAP_IPC_LOCK.
+    """
+            result = {"value_wipe": wipe_available()[0]}
+            result.update(_lock_memory())
+            return result
+        #
+
+        def _lock_memory():
+            import errno
+            try:
+                import ctypes
+                libc = ctypes.CDLL(None, use_errno=True)
+                error = 0
+                for flags in (MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT, MCL_CURRENT | MCL_FUTURE):
+                    if libc.mlockall(flags) == 0:
+                        return {"memory_locked": True, "memory_lock_error": None}
+                    error = ctypes.get_errno()
+                    if error != errno.EINVAL:
+                        break
+                return {"memory_locked": False, "memory_lock_error": "mlockall: %s (%s); RLIMIT_MEMLOCK is %s"
+                        % (errno.errorcode.get(error, str(error)), os.strerror(error), _memlock_limit())}
+            except (OSError, AttributeError) as exc:
+                return {"memory_locked": False, "memory_lock_error": "mlockall unavailable: %s" % type(exc).__name__}
+        #
+
+        def _memlock_limit():
+            import resource
+            soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+            return "unlimited" if soft == resource.RLIM_INFINITY else "%d bytes" % soft
+
+    # ------------------------------------------------------------------------
+    class _m21:  # plugins/module_utils/_daemon/secret_store.py
+        # -*- coding: utf-8 -*-
+        # Copyright (c) remo.broker contributors
+        # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+        #
+        # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+        # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+        """The credential store: values per push source, the union the broker serves, zeroing.
+
+A value is held only as its encoded ``get`` reply (and, for a structured secret, one
+reply per field), each in a ``bytearray`` that is zeroed when a clear or a replacing
+push drops it (secret_memory.py).  No parsed ``str`` of a value is kept: ``diff-creds``
+compares the encoded replies in constant time.
+
+Sources (docs/protocol.md "Push sources"): each push replaces only its source's names;
+the broker serves the union.  A name held by several sources is served from the one
+that ranks first: the default source, then the others in name order.
+"""
+        #
+        #
+
+        import binascii
+        import hmac
+        import json
+        import re
+
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import (
+            PLAIN_ASCII,
+            PLAIN_MASK,
+            ascii_reader,
+            wipe_fresh,
+            zero,
+        )
+        from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+            DEFAULT_SOURCE,
+            E_INVALID_PAYLOAD,
+            E_PAYLOAD_TOO_LARGE,
+            MAX_PROJECT_MESSAGE_BYTES,
+            MAX_SECRETS,
+            MAX_SOURCES,
+            SECRET_NAME_PATTERN,
+            SECRET_NAME_RE,
+            SOURCE_NAME_PATTERN,
+            SOURCE_NAME_RE,
+        )
+
+        try:
+            from json.encoder import c_encode_basestring_ascii as _ascii_literal
+        except ImportError:   # pragma: no cover - CPython always has the C encoder
+            from json.encoder import py_encode_basestring_ascii as _ascii_literal
+
+        _JOIN = bytearray().join
+        _READER = ascii_reader()
+        _SURROGATE = re.compile("[\ud800-\udfff]")
+        _ESCAPE_ONLY = re.compile("[\ud800-\udc7f\udd00-\udfff]")   # surrogateescape produces U+DC80..U+DCFF only
+        #
+
+        def _reply(name, value, key="value"):
+            """A ``get`` reply line in one exact-size bytearray, ``value`` copied in as its JSON
+    string literal straight from the str's memory: no intermediate copy is left unwiped."""
+            if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+                literal = None      # json.dumps writes it unchanged, between quotes
+                prefix = ('{"ok":true,"name":"%s","%s":"' % (name, key)).encode("ascii")
+                suffix = b'"}\n'
+            else:
+                literal = value = _ascii_literal(value)
+                prefix = ('{"ok":true,"name":"%s","%s":' % (name, key)).encode("ascii")
+                suffix = b"}\n"
+            if _READER is not None and _READER[0][id(value) + _READER[1]] & PLAIN_MASK == PLAIN_ASCII:
+                addr = id(value) + _READER[2]
+                out = _JOIN((prefix, _READER[0][addr:addr + len(value)], suffix))
+            else:
+                raw = value.encode("ascii")
+                out = _JOIN((prefix, raw, suffix))
+                wipe_fresh(raw)
+            if literal is not None:
+                wipe_fresh(literal)
+            return out
+        #
+
+        def encode_value(name, value):
+            """The ``get`` reply of a string value: ``value``, or ``value_b64`` when not valid UTF-8."""
+            if value.isascii() or _SURROGATE.search(value) is None:
+                return _reply(name, value)
+            raw = value.encode("utf-8", "surrogateescape" if _ESCAPE_ONLY.search(value) is None else "surrogatepass")
+            try:
+                encoded = binascii.b2a_base64(raw, newline=False).decode("ascii")
+            finally:
+                wipe_fresh(raw)
+            try:
+                return _reply(name, encoded, "value_b64")
+            finally:
+                wipe_fresh(encoded)
+        #
+
+        class Entry:
+            """One pushed secret: its encoded ``get`` reply and, when structured, one per field."""
+
+            __slots__ = ("reply", "fields")
+
+            def __init__(self, reply, fields=None):
+                self.reply = reply
+                self.fields = fields
+
+            def same(self, other):
+                """Constant-time: the same value (a string never equals a structured secret)."""
+                return (self.fields is None) == (other.fields is None) and hmac.compare_digest(self.reply, other.reply)
+
+            def wipe(self):
+                zero(self.reply)
+                if self.fields:
+                    for reply in self.fields.values():
+                        zero(reply)
+        #
+
+        def _structured(name, value):
+            """The Entry of a structured secret: the object's JSON text (keys sorted) and each field."""
+            fields = {}
+            for field in sorted(value):
+                fields[field] = _reply(name, value[field])
+            # The object's JSON text is each field's literal, already inside its reply.
+            parts = [b"{"]
+            for field, reply in fields.items():
+                if len(parts) > 1:
+                    parts.append(b",")
+                start = reply.index(b'"value":') + 8
+                parts += [json.dumps(field).encode("ascii"), b":", memoryview(reply)[start:-2]]
+            parts.append(b"}")
+            inner = _JOIN(parts)
+            del parts
+            # The whole object is served as a JSON string of its JSON text: escape \ and ".
+            escaped = inner.replace(b"\\", b"\\\\")
+            zero(inner)
+            quoted = escaped.replace(b'"', b'\\"')
+            zero(escaped)
+            try:
+                return Entry(_JOIN((('{"ok":true,"name":"%s","value":"' % name).encode("ascii"), quoted, b'"}\n')), fields)
+            finally:
+                zero(quoted)
+        #
+        #
+
+        def source_rank(source):
+            """Precedence: the default source first, then the other sources by name."""
+            return (source != DEFAULT_SOURCE, source)
+        #
+
+        def source_arg(req):
+            """The request's ``source`` (absent or null: the default source)."""
+            source = req.get("source")
+            if source is None:
+                return DEFAULT_SOURCE
+            if not isinstance(source, str) or SOURCE_NAME_RE.fullmatch(source) is None:
+                raise AdminFail(E_INVALID_PAYLOAD, "'source' must match %s" % SOURCE_NAME_PATTERN)
+            return source
+        #
+
+        def prepare(secrets):
+            """Validate a push's ``secrets`` and encode each value; {name: Entry} (wiped on failure)."""
+            if not isinstance(secrets, dict):
+                raise AdminFail(E_INVALID_PAYLOAD, "'secrets' must be an object of NAME: string | {field: string}")
+            if len(secrets) > MAX_SECRETS:
+                raise AdminFail(E_PAYLOAD_TOO_LARGE, "at most %d secrets can be pushed" % MAX_SECRETS)
+            entries = {}
+            fullmatch = SECRET_NAME_RE.fullmatch
+            try:
+                for name, value in secrets.items():
+                    if fullmatch(name) is None:
+                        raise AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
+                    if isinstance(value, dict):
+                        for field, fval in value.items():
+                            if not field or not isinstance(fval, str):
+                                raise AdminFail(E_INVALID_PAYLOAD,
+                                                "secret %s: a structured secret needs non-empty field names and string values" % name)
+                        entry = _structured(name, value)
+                    elif isinstance(value, str):
+                        entry = Entry(encode_value(name, value))
+                    else:
+                        raise AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
+                    entries[name] = entry
+                    if len(entry.reply) > MAX_PROJECT_MESSAGE_BYTES:
+                        raise AdminFail(E_PAYLOAD_TOO_LARGE, "secret %s: its get reply would exceed %d bytes"
+                                        % (name, MAX_PROJECT_MESSAGE_BYTES))
+            except BaseException:
+                for entry in entries.values():
+                    entry.wipe()
+                raise
+            return entries
+        #
+
+        class SecretStore:
+            """Every source's entries, and the served union (``replies``/``fields`` by name)."""
+
+            def __init__(self):
+                self.sources = {}       # source -> {name: Entry}
+                self.loaded_at = {}     # source -> ISO time of its last push
+                self.served = {}        # name -> Entry: the union, by precedence
+                self.replies = {}       # name -> the served get reply (the hot path reads only this)
+
+            def __len__(self):
+                return len(self.served)
+
+            def get_reply(self, name):
+                return self.replies.get(name)
+
+            def field_reply(self, name, field):
+                held = self.served.get(name)
+                if held is None or not held.fields or not isinstance(field, str):
+                    return None
+                return held.fields.get(field)
+
+            def diff(self, source, entries):
+                """(added, removed, changed) names of ``source`` if it held ``entries``."""
+                old = self.sources.get(source, {})
+                added = sorted(n for n in entries if n not in old)
+                removed = sorted(n for n in old if n not in entries)
+                changed = sorted(n for n in entries if n in old and not old[n].same(entries[n]))
+                return added, removed, changed
+
+            def check_room(self, source, entries):
+                if entries and source not in self.sources and len(self.sources) >= MAX_SOURCES:
+                    raise AdminFail(E_PAYLOAD_TOO_LARGE, "at most %d push sources can hold secrets" % MAX_SOURCES)
+
+            def replace(self, source, entries, now):
+                """Make ``source`` hold exactly ``entries``; (added, removed, changed, served names that changed).
+
+        An unchanged value keeps its existing entry and the new copy is zeroed; every
+        dropped or replaced entry is zeroed once the union no longer serves it.
+        """
+                added, removed, changed = self.diff(source, entries)
+                old = self.sources.get(source, {})
+                keep = set(changed) | set(added)
+                new = {}
+                for name, entry in entries.items():
+                    if name in keep:
+                        new[name] = entry
+                    else:
+                        entry.wipe()
+                        new[name] = old[name]
+                dropped = [old[n] for n in removed] + [old[n] for n in changed]
+                if new:
+                    self.sources[source] = new
+                    self.loaded_at[source] = now
+                else:
+                    self.sources.pop(source, None)
+                    self.loaded_at.pop(source, None)
+                touched = self._reserve(added + removed + changed)
+                for entry in dropped:
+                    entry.wipe()
+                return added, removed, changed, touched
+
+            def clear(self, source=None):
+                """Drop one source (or every source, ``None``); (entries dropped, served names that changed)."""
+                sources = list(self.sources) if source is None else [source] if source in self.sources else []
+                dropped = []
+                names = set()
+                for src in sources:
+                    held = self.sources.pop(src)
+                    self.loaded_at.pop(src, None)
+                    dropped += held.values()
+                    names.update(held)
+                touched = self._reserve(names)
+                for entry in dropped:
+                    entry.wipe()
+                return len(dropped), touched
+
+            def _reserve(self, names):
+                """Recompute the served entry of ``names``; the names whose served value changed."""
+                touched = set()
+                served, replies = self.served, self.replies
+                order = [self.sources[src] for src in sorted(self.sources, key=source_rank)]
+                for name in names:
+                    before = served.get(name)
+                    for held in order:
+                        after = held.get(name)
+                        if after is not None:
+                            served[name] = after
+                            replies[name] = after.reply
+                            break
+                    else:
+                        after = None
+                        served.pop(name, None)
+                        replies.pop(name, None)
+                    if before is not after:
+                        touched.add(name)
+                return touched
+
+            def count(self, source):
+                return len(self.sources.get(source, ()))
+
+            def conflicts(self, source=None):
+                """Names held by more than one source (only ``source``'s names when given), with who serves."""
+                if len(self.sources) < 2:
+                    return []
+                order = sorted(self.sources, key=source_rank)
+                candidates = self.sources.get(source, {}) if source is not None else self.served
+                out = []
+                for name in sorted(candidates):
+                    holders = [src for src in order if name in self.sources[src]]
+                    if len(holders) > 1:
+                        out.append({"name": name, "served_from": holders[0], "also_in": holders[1:]})
+                return out
+
+            def last_loaded(self):
+                return max(self.loaded_at.values()) if self.loaded_at else None
+
+            def describe(self):
+                """``status`` fields: the union's size, every source in precedence order, the conflicts."""
+                return {
+                    "secret_count": len(self.served),
+                    "secrets_loaded_at": self.last_loaded(),
+                    "sources": [{"name": src, "secret_count": len(self.sources[src]), "loaded_at": self.loaded_at.get(src)}
+                                for src in sorted(self.sources, key=source_rank)],
+                    "conflicts": self.conflicts(),
+                }
+
+    # ------------------------------------------------------------------------
+    class _m22:  # plugins/module_utils/_daemon/server.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5238,11 +5839,12 @@ own.  See docs/devcontainer.md for what this does and does not stop.
         import sys
         import time
 
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection import AdminConnection
         from ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests import AdminRequests
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint import open_store
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import Connection, close_or_abort
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
         from ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits import ConnectionLimits
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import (
             harden_process,
@@ -5254,6 +5856,8 @@ own.  See docs/devcontainer.md for what this does and does not stop.
         from ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests import ProjectRequests
         from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Registry
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import err
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import harden_memory
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import SecretStore
         from ansible_collections.remo.broker.plugins.module_utils._daemon.sockets import bind_unix, remove
         from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
@@ -5290,9 +5894,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 self.rate = float(args.rate_limit)
                 self.burst = float(args.rate_burst) if args.rate_burst else max(1.0, self.rate)
                 self.admin_group = args.admin_group
-                self.secrets = {}
-                self.get_replies = {}
-                self.secrets_loaded_at = None
+                self.store = SecretStore()
                 self.projects = {}
                 self.conns = set()
                 self.draining = False
@@ -5346,7 +5948,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 self.audit.on_health = self._audit_health
                 self.admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(),
                                             refuse_live=True)
-                self.admin_server = await loop.create_unix_server(lambda: Connection(self, None), sock=self.admin_sock,
+                self.admin_server = await loop.create_unix_server(lambda: AdminConnection(self), sock=self.admin_sock,
                                                                   backlog=ACCEPT_BATCH)
                 self.admin_sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
                 self.restore_registrations()
@@ -5389,7 +5991,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
             def _status_line(self):
-                line = "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.secrets))
+                line = "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.store))
                 if self.audit.unavailable:
                     line += "; %s: %s" % ("audit failing, serving anyway" if self.audit.fail_open else "refusing get",
                                           self.audit.unavailable)
@@ -5511,6 +6113,14 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                                "audit verify cannot detect a rewritten log")
             broker = Broker(args, program)
             broker.hardening = harden_process()
+            broker.hardening.update(harden_memory())
+            if not broker.hardening["memory_locked"]:
+                if args.require_memory_lock:
+                    log("error", "%s: refusing to start (--require-memory-lock); raise LimitMEMLOCK or grant CAP_IPC_LOCK"
+                        % broker.hardening["memory_lock_error"])
+                    return EXIT_USAGE
+                log("warning", "%s: serving without a memory lock, pages may be swapped (docs/daemon.md)"
+                    % broker.hardening["memory_lock_error"])
             for path, mode in ((broker.run_dir, RUN_DIR_MODE), (broker.state_dir, STATE_DIR_MODE),
                                (os.path.dirname(broker.audit_path), AUDIT_DIR_MODE)):
                 if not os.path.isdir(path):
@@ -5535,7 +6145,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             return EXIT_OK
 
     # ------------------------------------------------------------------------
-    class _m20:  # plugins/module_utils/_daemon/sockets.py
+    class _m23:  # plugins/module_utils/_daemon/sockets.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5704,27 +6314,30 @@ symlink to the socket for host-side tools.
 
 
 _MODULES = (
-    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 201),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 316, 1299),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1618, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1832, 216),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m04', 2051, 363),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m05', 2417, 125),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m06', 2545, 63),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m07', 2611, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m08', 2659, 149),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m09', 2811, 450),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m10', 3264, 345),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m11', 3612, 449),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m12', 4064, 258),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m13', 4325, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m14', 4507, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m15', 4658, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m16', 4750, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m17', 4901, 257),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m18', 5161, 61),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m19', 5225, 311),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m20', 5539, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 206),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 321, 1299),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1623, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1837, 216),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2056, 48),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2107, 333),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2443, 125),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2571, 63),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2637, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2685, 149),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2837, 450),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3290, 345),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3638, 456),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4097, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4362, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4544, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4695, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4787, 142),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4932, 257),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5192, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5241, 263),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5507, 316),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5826, 320),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6149, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

@@ -203,7 +203,8 @@ def test_push_diff_clear_cycle(broker):
     assert first["loaded_at"].endswith("Z")
     assert broker.call("status")["secrets_loaded_at"] == first["loaded_at"]
     diff = broker.call("diff-creds", secrets={"A": TOKEN, "S": {"k": FIELD_VALUE}})
-    assert diff == {"ok": True, "added": ["S"], "removed": ["B"], "changed": [], "unchanged_count": 1}
+    assert diff == {"ok": True, "source": "default", "added": ["S"], "removed": ["B"], "changed": [],
+                    "unchanged_count": 1}
     diff = broker.call("diff-creds", secrets={"A": AWS_SECRET, "B": OTHER})
     assert diff["changed"] == ["A"] and diff["unchanged_count"] == 1
     # diff does not change anything
@@ -221,7 +222,7 @@ def test_push_diff_clear_cycle(broker):
         broker.project_call("creds", "get", name="B")
     assert err.value.code == "not_found"
     cleared = broker.call("clear-creds")
-    assert cleared == {"ok": True, "secret_count": 0, "cleared": 2}
+    assert cleared == {"ok": True, "source": None, "secret_count": 0, "cleared": 2}
     assert broker.call("status")["secret_count"] == 0
     with pytest.raises(BrokerError) as err:
         broker.project_call("creds", "get", name="A")
@@ -584,12 +585,16 @@ def test_documented_status_fields_are_the_real_ones(broker):
     entry_text = doc.split("Each entry of `status.projects`:", 1)[1].split("\n\n", 1)[0]
     documented_entry = _documented_fields(entry_text.split("(null, or", 1)[0])
     broker.make_project("docs", ["A"], expected_uid=os.getuid())
+    _push(broker, {"A": TOKEN})
+    broker.call("push-creds", secrets={"A": OTHER}, source="vault")     # non-empty sources and conflicts
     reply = broker.call("status")
     reply.pop("ok")
     assert set(documented) == set(reply), "docs/protocol.md `status` row vs the daemon"
     for name, subfields in documented.items():
         if subfields is not None:
-            assert subfields == set(reply[name]), "docs/protocol.md status.%s vs the daemon" % name
+            value = reply[name]
+            for item in value if isinstance(value, list) else [value]:
+                assert subfields == set(item), "docs/protocol.md status.%s vs the daemon" % name
     (project,) = reply["projects"]
     assert set(documented_entry) == set(project), "docs/protocol.md status.projects entry vs the daemon"
     assert documented_entry["counters"] == set(project["counters"])

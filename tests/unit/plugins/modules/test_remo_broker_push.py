@@ -185,3 +185,68 @@ def test_permission_denied_as_unprivileged_user(daemon, conn):
     assert "become" in result["msg"]
     assert value not in result["_raw"]
     assert daemon.status()["secret_count"] == 0
+
+
+# ---------------------------------------------------------------------------
+# push sources
+# ---------------------------------------------------------------------------
+def test_source_push_keeps_the_other_sources(daemon, conn):
+    mine, theirs = canary("mine"), canary("vault")
+    daemon.admin_ok("push-creds", secrets={"VAULT_ONLY": theirs, "SHARED": theirs}, source="vault")
+
+    checked = push(dict(conn, source="ansible", secrets={"MINE": mine}), check_mode=True)
+    assert checked["changed"] is True and checked["added"] == ["MINE"] and checked["removed"] == []
+    assert checked["source"] == "ansible" and daemon.status()["secret_count"] == 2
+
+    real = push(dict(conn, source="ansible", secrets={"MINE": mine, "SHARED": mine}), diff=True)
+    assert real["changed"] is True and real["source"] == "ansible"
+    assert real["added"] == ["MINE", "SHARED"] and real["removed"] == []
+    assert real["secret_count"] == 2 and real["conflicts"] == ["SHARED"]
+    assert_no_values(real, mine, theirs)
+    status = daemon.status()
+    assert status["secret_count"] == 3, "the vault's names are still served"
+    assert status["conflicts"] == [{"name": "SHARED", "served_from": "ansible", "also_in": ["vault"]}]
+
+    again = push(dict(conn, source="ansible", secrets={"MINE": mine, "SHARED": mine}))
+    assert again["changed"] is False and again["secret_count"] == 2
+    assert again["secrets_loaded_at"] == real["secrets_loaded_at"] and again["conflicts"] == ["SHARED"]
+
+    # The default source (no source option) is another source again.
+    default = push(dict(conn, secrets={"OTHER": mine}))
+    assert default["source"] == "default" and default["added"] == ["OTHER"] and default["removed"] == []
+    assert daemon.status()["secret_count"] == 4
+
+
+def test_absent_with_a_source_clears_only_that_source(daemon, conn):
+    value = canary()
+    push(dict(conn, source="ansible", secrets={"A": value}))
+    daemon.admin_ok("push-creds", secrets={"V": value}, source="vault")
+
+    checked = push(dict(conn, source="ansible", state="absent"), check_mode=True, diff=True)
+    assert checked["changed"] is True and checked["removed"] == ["A"]
+    assert checked["diff"]["before"] == "A\n" and daemon.status()["secret_count"] == 2
+
+    real = push(dict(conn, source="ansible", state="absent"))
+    assert real["changed"] is True and real["removed"] == ["A"] and real["source"] == "ansible"
+    assert [s["name"] for s in daemon.status()["sources"]] == ["vault"]
+    assert push(dict(conn, source="ansible", state="absent"))["changed"] is False
+
+
+def test_absent_without_a_source_clears_every_source(daemon, conn):
+    value = canary()
+    push(dict(conn, secrets={"A": value}))
+    daemon.admin_ok("push-creds", secrets={"V": value, "A": value}, source="vault")
+    real = push(dict(conn, state="absent"), diff=True)
+    assert real["changed"] is True and real["source"] is None
+    assert real["removed"] == ["A", "V"] and real["diff"]["before"] == "A\nV\n"
+    status = daemon.status()
+    assert status["secret_count"] == 0 and status["sources"] == []
+    assert push(dict(conn, state="absent"))["changed"] is False
+
+
+def test_bad_source_is_refused_before_the_daemon_is_asked(daemon, conn):
+    value = canary()
+    result = push(dict(conn, source="Not A Source", secrets={"A": value}))
+    assert result["failed"] and "Not A Source" in result["msg"] and "^[a-z]" in result["msg"]
+    assert value not in result["_raw"]
+    assert daemon.status()["secret_count"] == 0

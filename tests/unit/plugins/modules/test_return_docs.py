@@ -64,6 +64,9 @@ def scenarios(name, conn, tmp_path, monkeypatch):
             ("push", dict(conn, secrets={"A": "value-a", "B": "value-b"}), {}, False),
             ("push again, diff", dict(conn, secrets={"A": "value-a", "C": "value-c"}), {"diff": True}, False),
             ("check mode", dict(conn, secrets={"D": "value-d"}), {"check_mode": True}, False),
+            ("source", dict(conn, source="vault", secrets={"A": "value-v"}), {}, False),
+            ("source unchanged", dict(conn, source="vault", secrets={"A": "value-v"}), {}, False),
+            ("clear a source", dict(conn, source="vault", state="absent"), {}, False),
             ("clear", dict(conn, state="absent"), {}, False),
             ("daemon down", dict(missing, secrets={"A": "value-a"}), {}, True),
         ]

@@ -1,0 +1,316 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) remo.broker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+# generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+"""The credential store: values per push source, the union the broker serves, zeroing.
+
+A value is held only as its encoded ``get`` reply (and, for a structured secret, one
+reply per field), each in a ``bytearray`` that is zeroed when a clear or a replacing
+push drops it (secret_memory.py).  No parsed ``str`` of a value is kept: ``diff-creds``
+compares the encoded replies in constant time.
+
+Sources (docs/protocol.md "Push sources"): each push replaces only its source's names;
+the broker serves the union.  A name held by several sources is served from the one
+that ranks first: the default source, then the others in name order.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hmac
+import json
+import re
+
+from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import (
+    PLAIN_ASCII,
+    PLAIN_MASK,
+    ascii_reader,
+    wipe_fresh,
+    zero,
+)
+from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+    DEFAULT_SOURCE,
+    E_INVALID_PAYLOAD,
+    E_PAYLOAD_TOO_LARGE,
+    MAX_PROJECT_MESSAGE_BYTES,
+    MAX_SECRETS,
+    MAX_SOURCES,
+    SECRET_NAME_PATTERN,
+    SECRET_NAME_RE,
+    SOURCE_NAME_PATTERN,
+    SOURCE_NAME_RE,
+)
+
+try:
+    from json.encoder import c_encode_basestring_ascii as _ascii_literal
+except ImportError:   # pragma: no cover - CPython always has the C encoder
+    from json.encoder import py_encode_basestring_ascii as _ascii_literal
+
+_JOIN = bytearray().join
+_READER = ascii_reader()
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPE_ONLY = re.compile("[\ud800-\udc7f\udd00-\udfff]")   # surrogateescape produces U+DC80..U+DCFF only
+
+
+def _reply(name, value, key="value"):
+    """A ``get`` reply line in one exact-size bytearray, ``value`` copied in as its JSON
+    string literal straight from the str's memory: no intermediate copy is left unwiped."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        literal = None      # json.dumps writes it unchanged, between quotes
+        prefix = ('{"ok":true,"name":"%s","%s":"' % (name, key)).encode("ascii")
+        suffix = b'"}\n'
+    else:
+        literal = value = _ascii_literal(value)
+        prefix = ('{"ok":true,"name":"%s","%s":' % (name, key)).encode("ascii")
+        suffix = b"}\n"
+    if _READER is not None and _READER[0][id(value) + _READER[1]] & PLAIN_MASK == PLAIN_ASCII:
+        addr = id(value) + _READER[2]
+        out = _JOIN((prefix, _READER[0][addr:addr + len(value)], suffix))
+    else:
+        raw = value.encode("ascii")
+        out = _JOIN((prefix, raw, suffix))
+        wipe_fresh(raw)
+    if literal is not None:
+        wipe_fresh(literal)
+    return out
+
+
+def encode_value(name, value):
+    """The ``get`` reply of a string value: ``value``, or ``value_b64`` when not valid UTF-8."""
+    if value.isascii() or _SURROGATE.search(value) is None:
+        return _reply(name, value)
+    raw = value.encode("utf-8", "surrogateescape" if _ESCAPE_ONLY.search(value) is None else "surrogatepass")
+    try:
+        encoded = binascii.b2a_base64(raw, newline=False).decode("ascii")
+    finally:
+        wipe_fresh(raw)
+    try:
+        return _reply(name, encoded, "value_b64")
+    finally:
+        wipe_fresh(encoded)
+
+
+class Entry:
+    """One pushed secret: its encoded ``get`` reply and, when structured, one per field."""
+
+    __slots__ = ("reply", "fields")
+
+    def __init__(self, reply, fields=None):
+        self.reply = reply
+        self.fields = fields
+
+    def same(self, other):
+        """Constant-time: the same value (a string never equals a structured secret)."""
+        return (self.fields is None) == (other.fields is None) and hmac.compare_digest(self.reply, other.reply)
+
+    def wipe(self):
+        zero(self.reply)
+        if self.fields:
+            for reply in self.fields.values():
+                zero(reply)
+
+
+def _structured(name, value):
+    """The Entry of a structured secret: the object's JSON text (keys sorted) and each field."""
+    fields = {}
+    for field in sorted(value):
+        fields[field] = _reply(name, value[field])
+    # The object's JSON text is each field's literal, already inside its reply.
+    parts = [b"{"]
+    for field, reply in fields.items():
+        if len(parts) > 1:
+            parts.append(b",")
+        start = reply.index(b'"value":') + 8
+        parts += [json.dumps(field).encode("ascii"), b":", memoryview(reply)[start:-2]]
+    parts.append(b"}")
+    inner = _JOIN(parts)
+    del parts
+    # The whole object is served as a JSON string of its JSON text: escape \ and ".
+    escaped = inner.replace(b"\\", b"\\\\")
+    zero(inner)
+    quoted = escaped.replace(b'"', b'\\"')
+    zero(escaped)
+    try:
+        return Entry(_JOIN((('{"ok":true,"name":"%s","value":"' % name).encode("ascii"), quoted, b'"}\n')), fields)
+    finally:
+        zero(quoted)
+
+
+
+def source_rank(source):
+    """Precedence: the default source first, then the other sources by name."""
+    return (source != DEFAULT_SOURCE, source)
+
+
+def source_arg(req):
+    """The request's ``source`` (absent or null: the default source)."""
+    source = req.get("source")
+    if source is None:
+        return DEFAULT_SOURCE
+    if not isinstance(source, str) or SOURCE_NAME_RE.fullmatch(source) is None:
+        raise AdminFail(E_INVALID_PAYLOAD, "'source' must match %s" % SOURCE_NAME_PATTERN)
+    return source
+
+
+def prepare(secrets):
+    """Validate a push's ``secrets`` and encode each value; {name: Entry} (wiped on failure)."""
+    if not isinstance(secrets, dict):
+        raise AdminFail(E_INVALID_PAYLOAD, "'secrets' must be an object of NAME: string | {field: string}")
+    if len(secrets) > MAX_SECRETS:
+        raise AdminFail(E_PAYLOAD_TOO_LARGE, "at most %d secrets can be pushed" % MAX_SECRETS)
+    entries = {}
+    fullmatch = SECRET_NAME_RE.fullmatch
+    try:
+        for name, value in secrets.items():
+            if fullmatch(name) is None:
+                raise AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
+            if isinstance(value, dict):
+                for field, fval in value.items():
+                    if not field or not isinstance(fval, str):
+                        raise AdminFail(E_INVALID_PAYLOAD,
+                                        "secret %s: a structured secret needs non-empty field names and string values" % name)
+                entry = _structured(name, value)
+            elif isinstance(value, str):
+                entry = Entry(encode_value(name, value))
+            else:
+                raise AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
+            entries[name] = entry
+            if len(entry.reply) > MAX_PROJECT_MESSAGE_BYTES:
+                raise AdminFail(E_PAYLOAD_TOO_LARGE, "secret %s: its get reply would exceed %d bytes"
+                                % (name, MAX_PROJECT_MESSAGE_BYTES))
+    except BaseException:
+        for entry in entries.values():
+            entry.wipe()
+        raise
+    return entries
+
+
+class SecretStore:
+    """Every source's entries, and the served union (``replies``/``fields`` by name)."""
+
+    def __init__(self):
+        self.sources = {}       # source -> {name: Entry}
+        self.loaded_at = {}     # source -> ISO time of its last push
+        self.served = {}        # name -> Entry: the union, by precedence
+        self.replies = {}       # name -> the served get reply (the hot path reads only this)
+
+    def __len__(self):
+        return len(self.served)
+
+    def get_reply(self, name):
+        return self.replies.get(name)
+
+    def field_reply(self, name, field):
+        held = self.served.get(name)
+        if held is None or not held.fields or not isinstance(field, str):
+            return None
+        return held.fields.get(field)
+
+    def diff(self, source, entries):
+        """(added, removed, changed) names of ``source`` if it held ``entries``."""
+        old = self.sources.get(source, {})
+        added = sorted(n for n in entries if n not in old)
+        removed = sorted(n for n in old if n not in entries)
+        changed = sorted(n for n in entries if n in old and not old[n].same(entries[n]))
+        return added, removed, changed
+
+    def check_room(self, source, entries):
+        if entries and source not in self.sources and len(self.sources) >= MAX_SOURCES:
+            raise AdminFail(E_PAYLOAD_TOO_LARGE, "at most %d push sources can hold secrets" % MAX_SOURCES)
+
+    def replace(self, source, entries, now):
+        """Make ``source`` hold exactly ``entries``; (added, removed, changed, served names that changed).
+
+        An unchanged value keeps its existing entry and the new copy is zeroed; every
+        dropped or replaced entry is zeroed once the union no longer serves it.
+        """
+        added, removed, changed = self.diff(source, entries)
+        old = self.sources.get(source, {})
+        keep = set(changed) | set(added)
+        new = {}
+        for name, entry in entries.items():
+            if name in keep:
+                new[name] = entry
+            else:
+                entry.wipe()
+                new[name] = old[name]
+        dropped = [old[n] for n in removed] + [old[n] for n in changed]
+        if new:
+            self.sources[source] = new
+            self.loaded_at[source] = now
+        else:
+            self.sources.pop(source, None)
+            self.loaded_at.pop(source, None)
+        touched = self._reserve(added + removed + changed)
+        for entry in dropped:
+            entry.wipe()
+        return added, removed, changed, touched
+
+    def clear(self, source=None):
+        """Drop one source (or every source, ``None``); (entries dropped, served names that changed)."""
+        sources = list(self.sources) if source is None else [source] if source in self.sources else []
+        dropped = []
+        names = set()
+        for src in sources:
+            held = self.sources.pop(src)
+            self.loaded_at.pop(src, None)
+            dropped += held.values()
+            names.update(held)
+        touched = self._reserve(names)
+        for entry in dropped:
+            entry.wipe()
+        return len(dropped), touched
+
+    def _reserve(self, names):
+        """Recompute the served entry of ``names``; the names whose served value changed."""
+        touched = set()
+        served, replies = self.served, self.replies
+        order = [self.sources[src] for src in sorted(self.sources, key=source_rank)]
+        for name in names:
+            before = served.get(name)
+            for held in order:
+                after = held.get(name)
+                if after is not None:
+                    served[name] = after
+                    replies[name] = after.reply
+                    break
+            else:
+                after = None
+                served.pop(name, None)
+                replies.pop(name, None)
+            if before is not after:
+                touched.add(name)
+        return touched
+
+    def count(self, source):
+        return len(self.sources.get(source, ()))
+
+    def conflicts(self, source=None):
+        """Names held by more than one source (only ``source``'s names when given), with who serves."""
+        if len(self.sources) < 2:
+            return []
+        order = sorted(self.sources, key=source_rank)
+        candidates = self.sources.get(source, {}) if source is not None else self.served
+        out = []
+        for name in sorted(candidates):
+            holders = [src for src in order if name in self.sources[src]]
+            if len(holders) > 1:
+                out.append({"name": name, "served_from": holders[0], "also_in": holders[1:]})
+        return out
+
+    def last_loaded(self):
+        return max(self.loaded_at.values()) if self.loaded_at else None
+
+    def describe(self):
+        """``status`` fields: the union's size, every source in precedence order, the conflicts."""
+        return {
+            "secret_count": len(self.served),
+            "secrets_loaded_at": self.last_loaded(),
+            "sources": [{"name": src, "secret_count": len(self.sources[src]), "loaded_at": self.loaded_at.get(src)}
+                        for src in sorted(self.sources, key=source_rank)],
+            "conflicts": self.conflicts(),
+        }
