@@ -174,7 +174,15 @@ status:
           description: Requests on the project socket by outcome since the daemon started.
           type: dict
           sample: {allowed: 12, denied: 1, not_found: 0, rate_limited: 0, peer_unexpected: 0, protocol_error: 0,
-                   audit_unavailable: 0}
+                   connections_refused: 0, audit_unavailable: 0}
+        attestation:
+          description:
+            - The container the project socket serves alone (set by the C(attest) admin op that
+              C(remo-devcontainer up) sends), or V(null) when any process with the expected uid may connect.
+            - C(hierarchy) is the cgroup v1 controller list, or an empty string for cgroup v2.
+          type: dict
+          sample: {container_id: 4f1c0e7d2b9a8c6e5d3f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d, hierarchy: "",
+                   cgroup: /system.slice/docker-4f1c0e7d2b9a8c6e5d3f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d.scope}
         manifest_error:
           description: Why the last reload of the manifest failed (the old allowlist stays), or V(null).
           type: str
@@ -266,6 +274,13 @@ status:
           description: Burst size of the bucket.
           type: float
           sample: 200.0
+    connections:
+      description:
+        - Open connections, the limits in force and refusals since the daemon started
+          (see the collection's docs/daemon.md, "Resource limits").
+      type: dict
+      sample: {open: 3, admin_open: 1, project_open: 2, descriptor_limit: 65536, project_budget: 65182,
+               max_project: 256, max_peer: 64, max_admin: 32, refused: 0, accept_failures: 0}
     hardening:
       description: >-
         Process hardening in effect: C(dumpable) is V(0) when core dumps and ptrace by

@@ -2339,7 +2339,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
 
             def op_attest(self, req):
                 """Bind the project socket to one container (docs/protocol.md, peer_attestation.py)."""
-                name, _path, _uid = self._register_args(req, False)
+                name, _path, _manifest_path, _uid = self._register_args(req, False)
                 project = self.projects.get(name)
                 if project is None:
                     raise AdminFail(E_NOT_REGISTERED, "project %s is not registered" % name, project=name)

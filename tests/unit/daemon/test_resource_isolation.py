@@ -259,14 +259,14 @@ def test_bare_newline_flooder_gets_nothing_and_is_closed_at_the_timeout(broker_f
 
 
 def test_watcher_that_never_reads_is_closed_past_the_hard_limit(broker_factory):
-    names = ["NAME_%03d_%s" % (i, "X" * 100) for i in range(200)]
+    names = ["NAME_%03d_%s" % (i, "X" * 100) for i in range(120)]
     broker = broker_factory(nofile=512)
     broker.add_project("alpha", names)
     watcher = RawConn(broker.project_socket("alpha"))
     watcher.send(b'{"op":"watch"}\n')
     assert json.loads(watcher.read_line())["ok"] is True
     try:
-        # Each push changes every name: one ~25 KiB event line the watcher never reads.
+        # Each push changes every name: one ~14 KiB event line the watcher never reads.
         for round_ in range(400):
             broker.admin_ok("push-creds", secrets={name: "v%d" % round_ for name in names})
             if _connections(broker)["project_open"] == 0:

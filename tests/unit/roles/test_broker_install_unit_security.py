@@ -21,7 +21,7 @@ ROLE = os.path.join(REPO, "roles", "broker_install")
 MAX_EXPOSURE = 1.0
 # Each is explained in docs/daemon.md#the-units-sandbox.
 EXPLAINED = {"RootDirectory=/RootImage=", "RestrictAddressFamilies=~AF_UNIX", "ProtectHome=", "PrivateUsers=",
-             "DeviceAllow="}
+             "DeviceAllow=", "ProtectProc="}
 
 
 @pytest.fixture(scope="module")

@@ -50,10 +50,10 @@ def test_ops_and_error_codes():
                                    "manifest_not_found", "not_registered", "conflict", "internal_error",
                                    "too_many_connections"}
     assert P.PROJECT_ERROR_CODES == {"denied", "not_found", "rate_limited", "protocol_error", "internal_error",
-                                     "peer_unexpected", "too_many_connections"}
+                                     "peer_unexpected", "too_many_connections", "audit_unavailable"}
     assert P.E_CONNECTION_ERROR not in P.ERROR_CODES
     assert P.COUNTER_NAMES == ("allowed", "denied", "not_found", "rate_limited", "peer_unexpected", "protocol_error",
-                               "connections_refused")
+                               "connections_refused", "audit_unavailable")
 
 
 def test_exit_codes_distinct():
