@@ -3,10 +3,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Devcontainer delivery benchmark, run ON the instance of the Molecule scenario
-# `devcontainer` after converge and verify (docs/benchmarks.md):
+# `instance` after converge and verify (docs/benchmarks.md):
 #
-#   molecule converge -s devcontainer && molecule verify -s devcontainer
-#   docker exec -i remo-feature-instance bash -s < benchmarks/bench_devcontainer.sh
+#   molecule converge -s instance && molecule verify -s instance
+#   docker exec -i remo-site-instance bash -s < benchmarks/bench_devcontainer.sh
 #
 # Same-run ratios:
 #   up:       `remo-devcontainer up a` until A's env and file secrets are present, vs a bare

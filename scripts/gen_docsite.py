@@ -26,7 +26,7 @@ UNDERLINES = "=-~^\"'"
 # Sections of the docsite index, and which guide goes where; a guide not named here is
 # listed under "Reference".
 SECTIONS = [
-    ("Guides", ["manifest", "modules", "fnox-lookup", "daemon", "threat-model", "runbook", "migration"]),
+    ("Guides", ["getting-started", "manifest", "modules", "fnox-lookup", "daemon", "threat-model", "runbook", "migration"]),
     ("Reference", ["protocol", "CONTRACTS"]),
     ("Benchmarks", ["benchmarks", "benchmarks-daemon", "benchmarks-fnox"]),
     ("Development", ["development"]),

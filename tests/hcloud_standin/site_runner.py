@@ -26,6 +26,8 @@ from .machines import Machines
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 SERVER_IMAGE = "remo-test/hcloud-server:bookworm"
+# Built by scripts/bootstrap.sh (vault step): Debian with age, the vault sidecar's base.
+VAULT_BASE_IMAGE = "remo-test/vault-base:bookworm"
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -60,6 +62,8 @@ class SiteRun:
         self.machines = Machines(SERVER_IMAGE, f"{prefix}-{secrets.token_hex(3)}-", str(workdir / "standin"),
                                  {name: self.ssh_port})
         self.api = StandIn(self.token, self.machines).start()
+        self.vault_base_archive = workdir / "vault-base.tar"
+        subprocess.run(["docker", "save", "-o", str(self.vault_base_archive), VAULT_BASE_IMAGE], check=True)
         self.vars_file = workdir / "vars.yml"
         self.vars_file.write_text(
             f"hetzner_server_name: {name}\n"
@@ -69,7 +73,11 @@ class SiteRun:
             f"hetzner_server_ssh_private_key_file: {self.key}\n"
             f"hetzner_server_keys_dir: {self.keys_dir}\n"
             # The test machines reach npm through a TLS-intercepting proxy.
-            "instance_base_node_extra_ca_certs: /etc/ssl/certs/ca-certificates.crt\n")
+            "instance_base_node_extra_ca_certs: /etc/ssl/certs/ca-certificates.crt\n"
+            # and no container registry: the sidecar's base image travels as an archive.
+            f"vault_sidecar_base_image: {VAULT_BASE_IMAGE}\n"
+            f"vault_sidecar_base_image_archive: {self.vault_base_archive}\n"
+            "vault_sidecar_network_mode: none\n")
 
     def env(self, **extra: str | None) -> dict[str, str]:
         site = next((ROOT / ".venv" / "lib").glob("python3*/site-packages"))

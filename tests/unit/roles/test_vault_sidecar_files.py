@@ -3,7 +3,7 @@
 """The vault sidecar's store format, its inotify binding and its name rules, on the host.
 
 Encryption needs the ``age`` command, which the sidecar image has; the Molecule
-scenario ``vault`` covers it end to end.  These tests cover what needs no age.
+scenario ``instance`` covers it end to end.  These tests cover what needs no age.
 """
 import os
 import pathlib

@@ -8,7 +8,7 @@ The ``docker`` the module calls is a strict stand-in: ``docker exec -i remo-vaul
 remo-vault ...`` runs the sidecar's own CLI (roles/vault_sidecar/files/remo_vault) on
 this host with the store and key in a temporary directory, any other container is
 "No such container", and every argv it receives is recorded so the tests can prove
-the value never travels in one.  The Molecule scenario ``vault`` runs the same module
+the value never travels in one.  The Molecule scenario ``instance`` runs the same module
 against the real container.
 """
 
