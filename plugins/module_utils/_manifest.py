@@ -220,13 +220,16 @@ def format_file_mode(mode):
 # Structure scan: limits, and key path -> (line, column) in the TOML source
 # ---------------------------------------------------------------------------
 _WS_RE = re.compile(r"[ \t]*")
-_BLANK_RE = re.compile(r"(?:[ \t\r\n]++|#[^\n]*+)*+")
+# No possessive quantifiers or atomic groups: Python 3.11.0-3.11.4 (Debian 12 ships
+# 3.11.2) mis-matches them inside repeated groups.  Each loop below is "unrolled" (its
+# alternatives cannot match the same character), so plain greedy matching stays linear.
+_BLANK_RE = re.compile(r"(?:[ \t\r\n]|#[^\n]*)*")
 _BARE_RE = re.compile(r"[A-Za-z0-9_-]+")
-_BASIC_RE = re.compile(r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"')
-_LITERAL_RE = re.compile(r"'[^'\n]*+'")
+_BASIC_RE = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+_LITERAL_RE = re.compile(r"'[^'\n]*'")
 # The first unescaped """ (or ''') ends the string; up to two more quotes belong to it.
-_ML_BASIC_RE = re.compile(r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+""""{0,2}')
-_ML_LITERAL_RE = re.compile(r"'''[^']*+(?:'(?!'')[^']*+)*+''''{0,2}")
+_ML_BASIC_RE = re.compile(r'"""[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*""""{0,2}')
+_ML_LITERAL_RE = re.compile(r"'''[^']*(?:'(?!'')[^']*)*''''{0,2}")
 # Numbers, booleans and dates; a date-time may have a space before its time.
 _SCALAR_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.+\-Zz]+|[A-Za-z0-9_+\-.:]+")
 # The usual header, ``[table]`` or ``[table.name]``, in one match.

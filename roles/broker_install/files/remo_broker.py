@@ -540,13 +540,16 @@ for semantic errors.  See docs/manifest.md for the reference.
         # Structure scan: limits, and key path -> (line, column) in the TOML source
         # ---------------------------------------------------------------------------
         _WS_RE = re.compile(r"[ \t]*")
-        _BLANK_RE = re.compile(r"(?:[ \t\r\n]++|#[^\n]*+)*+")
+        # No possessive quantifiers or atomic groups: Python 3.11.0-3.11.4 (Debian 12 ships
+        # 3.11.2) mis-matches them inside repeated groups.  Each loop below is "unrolled" (its
+        # alternatives cannot match the same character), so plain greedy matching stays linear.
+        _BLANK_RE = re.compile(r"(?:[ \t\r\n]|#[^\n]*)*")
         _BARE_RE = re.compile(r"[A-Za-z0-9_-]+")
-        _BASIC_RE = re.compile(r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"')
-        _LITERAL_RE = re.compile(r"'[^'\n]*+'")
+        _BASIC_RE = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+        _LITERAL_RE = re.compile(r"'[^'\n]*'")
         # The first unescaped """ (or ''') ends the string; up to two more quotes belong to it.
-        _ML_BASIC_RE = re.compile(r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+""""{0,2}')
-        _ML_LITERAL_RE = re.compile(r"'''[^']*+(?:'(?!'')[^']*+)*+''''{0,2}")
+        _ML_BASIC_RE = re.compile(r'"""[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*""""{0,2}')
+        _ML_LITERAL_RE = re.compile(r"'''[^']*(?:'(?!'')[^']*)*''''{0,2}")
         # Numbers, booleans and dates; a date-time may have a space before its time.
         _SCALAR_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.+\-Zz]+|[A-Za-z0-9_+\-.:]+")
         # The usual header, ``[table]`` or ``[table.name]``, in one match.
@@ -6315,29 +6318,29 @@ symlink to the socket for host-side tools.
 
 _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 206),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 321, 1299),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1623, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1837, 216),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2056, 48),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2107, 333),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2443, 125),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2571, 63),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2637, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2685, 149),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2837, 450),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3290, 345),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3638, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4097, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4362, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4544, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4695, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4787, 142),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4932, 257),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5192, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5241, 263),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5507, 316),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5826, 320),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6149, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 321, 1302),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1626, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1840, 216),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2059, 48),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2110, 333),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2446, 125),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2574, 63),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2640, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2688, 149),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2840, 450),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3293, 345),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3641, 456),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4100, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4365, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4547, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4698, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4790, 142),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4935, 257),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5195, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5244, 263),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5510, 316),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5829, 320),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6152, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

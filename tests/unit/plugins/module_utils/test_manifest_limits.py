@@ -200,3 +200,14 @@ def test_parse_time_is_linear_within_the_limits(name):
     quarter = make(len(largest.encode()) // 4)
     assert structure_ok(largest) and structure_ok(quarter)
     assert growth(quarter, largest) < MAX_RATIO_FOR_4X, name
+
+
+def test_scanner_patterns_avoid_constructs_old_python_311_mismatches():
+    # Debian 12's Python 3.11.2 mis-matches possessive quantifiers and atomic groups
+    # inside repeated groups (fixed in 3.11.5): a multi-line template string read as
+    # unterminated.  Modules run on the managed host's Python, so none may be used.
+    import re as re_module
+    patterns = [value.pattern for value in vars(m).values() if isinstance(value, re_module.Pattern)]
+    assert patterns
+    for pattern in patterns:
+        assert not re_module.search(r"(?<!\\)[*+?}]\+|\(\?>", pattern), pattern
