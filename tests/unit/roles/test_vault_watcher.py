@@ -54,7 +54,8 @@ def vault_set(vault, name, value):
 
 
 def broker_holds(vault, secrets):
-    reply = vault["daemon"].request({"op": "diff-creds", "secrets": secrets})
+    """Whether the sidecar's push source holds exactly ``secrets`` (names-only diff)."""
+    reply = vault["daemon"].request({"op": "diff-creds", "secrets": secrets, "source": "vault"})
     return reply.get("ok") and not reply["added"] and not reply["removed"] and not reply["changed"]
 
 
