@@ -56,7 +56,7 @@ print((time.perf_counter() - t0) / n * 1e6)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -72,7 +72,7 @@ def main():
         pid = int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid], capture_output=True, text=True,
                                  check=True).stdout)
         times = {"uid only": [], "attested": []}
-        for _ in range(args.rounds):
+        for _round in range(args.rounds):
             for mode in times:
                 if mode == "attested":
                     daemon.admin_ok("attest", name="bench", container_id=cid, pid=pid)

@@ -101,7 +101,7 @@ def flood_projects(projects, per_project, reading):
         conns = []
         for index in range(projects):
             daemon.add_project("p%d" % index)
-            conns += [_connect(daemon.project_socket("p%d" % index)) for _ in range(per_project)]
+            conns += [_connect(daemon.project_socket("p%d" % index)) for _conn in range(per_project)]
         if not reading:
             _fill(conns)
         for conn in conns:

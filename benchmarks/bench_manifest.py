@@ -73,7 +73,7 @@ def outcome(text):
     try:
         m.parse_manifest(text, expected_project=hostile.PROJECT)
     except m.ManifestError as exc:
-        return "refused: %s: %s" % (exc.key if len(exc.key) < 40 else exc.key[:37] + "...", exc.reason.split(" (")[0])
+        return "refused: %s: %s" % (exc.key if len(exc.key) < 40 else exc.key[:37] + "...", exc.reason.split(" (", maxsplit=1)[0])
     return "valid"
 
 

@@ -321,7 +321,8 @@ class _Locator:
     def _depth(offset, path):
         if len(path) > MAX_MANIFEST_DEPTH:
             raise _Stop(offset, _key_text(path[:MAX_MANIFEST_DEPTH + 1]),
-                        "nested deeper than %d levels (manifest limit; table header, dotted key, arrays and inline tables count together)" % MAX_MANIFEST_DEPTH)
+                        "nested deeper than %d levels (manifest limit; table header, dotted key, arrays and "
+                        "inline tables count together)" % MAX_MANIFEST_DEPTH)
 
     @staticmethod
     def _syntax(offset, reason):
@@ -421,7 +422,8 @@ class _Locator:
             end = match.end()
             body = (i + 1, end - 1) if quoted else (i, end)
             if body[1] - body[0] > MAX_MANIFEST_KEY_CHARS:
-                raise _Stop(i, _key_text(path + (text[body[0]:body[0] + 81],)), "key longer than %d characters (manifest limit)" % MAX_MANIFEST_KEY_CHARS)
+                raise _Stop(i, _key_text(path + (text[body[0]:body[0] + 81],)),
+                            "key longer than %d characters (manifest limit)" % MAX_MANIFEST_KEY_CHARS)
             if char == '"':
                 try:
                     name = _unescape(text[body[0]:body[1]])

@@ -51,7 +51,7 @@ class UntrustedPathError(ValueError):
 def _owner_name(uid):
     try:
         import pwd  # pylint: disable=import-outside-toplevel
-        return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+        return "%s (uid %s)" % (pwd.getpwuid(uid).pw_name, uid)
     except (ImportError, KeyError):
         return "uid %d" % uid
 

@@ -389,7 +389,7 @@ class Daemon:
 
     def argv(self):
         argv = self.wrapper + [sys.executable, "-s", "-m", "remo_broker", "serve", "--run-dir", self.run_dir,
-                "--state-dir", self.state_dir, "--audit-log", self.audit_log]
+                               "--state-dir", self.state_dir, "--audit-log", self.audit_log]
         if self.rate_limit is not None:
             argv += ["--rate-limit", str(self.rate_limit)]
         if self.client_timeout is not None:

@@ -72,13 +72,13 @@ def container_cgroup(pid, container_id):
     try:
         paths = read_cgroups(pid)
     except OSError as exc:
-        raise AttestationError("cannot read the cgroup of pid %d: %s" % (pid, exc.strerror or type(exc).__name__)) from None
+        raise AttestationError("cannot read the cgroup of pid %s: %s" % (pid, exc.strerror or type(exc).__name__)) from None
     keys = [k for k in _PREFERRED_KEYS if k in paths] + sorted(k for k in paths if k not in _PREFERRED_KEYS)
     for key in keys:
         prefix = _container_prefix(paths[key], container_id)
         if prefix is not None:
             return key, prefix
-    raise AttestationError("pid %d is not a process of container %s (its cgroup names another container or none)"
+    raise AttestationError("pid %s is not a process of container %s (its cgroup names another container or none)"
                            % (pid, container_id))
 
 

@@ -140,7 +140,6 @@ def _structured(name, value):
         zero(quoted)
 
 
-
 def source_rank(source):
     """Precedence: the default source first, then the other sources by name."""
     return (source != DEFAULT_SOURCE, source)

@@ -228,7 +228,6 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
         log("info", "stopped")
 
-
     def _loop_exception(self, loop, context):
         exc = context.get("exception")
         # asyncio's accept loop reports EMFILE/ENFILE once per pending connection and retries

@@ -641,7 +641,8 @@ for semantic errors.  See docs/manifest.md for the reference.
             def _depth(offset, path):
                 if len(path) > MAX_MANIFEST_DEPTH:
                     raise _Stop(offset, _key_text(path[:MAX_MANIFEST_DEPTH + 1]),
-                                "nested deeper than %d levels (manifest limit; table header, dotted key, arrays and inline tables count together)" % MAX_MANIFEST_DEPTH)
+                                "nested deeper than %d levels (manifest limit; table header, dotted key, arrays and "
+                                "inline tables count together)" % MAX_MANIFEST_DEPTH)
 
             @staticmethod
             def _syntax(offset, reason):
@@ -741,7 +742,8 @@ for semantic errors.  See docs/manifest.md for the reference.
                     end = match.end()
                     body = (i + 1, end - 1) if quoted else (i, end)
                     if body[1] - body[0] > MAX_MANIFEST_KEY_CHARS:
-                        raise _Stop(i, _key_text(path + (text[body[0]:body[0] + 81],)), "key longer than %d characters (manifest limit)" % MAX_MANIFEST_KEY_CHARS)
+                        raise _Stop(i, _key_text(path + (text[body[0]:body[0] + 81],)),
+                                    "key longer than %d characters (manifest limit)" % MAX_MANIFEST_KEY_CHARS)
                     if char == '"':
                         try:
                             name = _unescape(text[body[0]:body[1]])
@@ -1890,7 +1892,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
         def _owner_name(uid):
             try:
                 import pwd  # pylint: disable=import-outside-toplevel
-                return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+                return "%s (uid %s)" % (pwd.getpwuid(uid).pw_name, uid)
             except (ImportError, KeyError):
                 return "uid %d" % uid
         #
@@ -4618,13 +4620,13 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             try:
                 paths = read_cgroups(pid)
             except OSError as exc:
-                raise AttestationError("cannot read the cgroup of pid %d: %s" % (pid, exc.strerror or type(exc).__name__)) from None
+                raise AttestationError("cannot read the cgroup of pid %s: %s" % (pid, exc.strerror or type(exc).__name__)) from None
             keys = [k for k in _PREFERRED_KEYS if k in paths] + sorted(k for k in paths if k not in _PREFERRED_KEYS)
             for key in keys:
                 prefix = _container_prefix(paths[key], container_id)
                 if prefix is not None:
                     return key, prefix
-            raise AttestationError("pid %d is not a process of container %s (its cgroup names another container or none)"
+            raise AttestationError("pid %s is not a process of container %s (its cgroup names another container or none)"
                                    % (pid, container_id))
         #
 
@@ -5648,7 +5650,6 @@ that ranks first: the default source, then the others in name order.
             finally:
                 zero(quoted)
         #
-        #
 
         def source_rank(source):
             """Precedence: the default source first, then the other sources by name."""
@@ -6055,7 +6056,6 @@ that ranks first: the default source, then the others in name order.
                 self.audit.coalescer.flush()
                 self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
                 log("info", "stopped")
-        #
 
             def _loop_exception(self, loop, context):
                 exc = context.get("exception")
@@ -6318,28 +6318,28 @@ symlink to the socket for host-side tools.
 
 _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 206),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 321, 1302),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1626, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1840, 216),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2059, 48),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2110, 333),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2446, 125),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2574, 63),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2640, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2688, 149),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2840, 450),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3293, 345),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3641, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4100, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4365, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4547, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4698, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4790, 142),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4935, 257),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5195, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5244, 263),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5510, 316),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5829, 320),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 321, 1304),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1628, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1842, 216),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2061, 48),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2112, 333),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2448, 125),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2576, 63),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2642, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2690, 149),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2842, 450),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3295, 345),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3643, 456),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4102, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4367, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4549, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4700, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4792, 142),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4937, 257),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5197, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5246, 263),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5512, 315),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5830, 319),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6152, 165),
 )
 

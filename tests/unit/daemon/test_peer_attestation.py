@@ -24,7 +24,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import CANARIES, wait_for
+from ansible_collections.remo.broker.tests.unit.broker_harness import CANARIES
 
 IMAGE = "remo-test/debian:bookworm"
 # A Python every uid can run (the test's own may live under a private home).
@@ -238,8 +238,9 @@ def test_a_new_attestation_closes_connections_admitted_before(world, containers)
     cid, pid = containers.run(socket_dir(world, "pa"))
     watcher = subprocess.Popen([HOST_PYTHON, "-I", "-c", WATCHER, world.project_socket("pa")], user=UID, group=UID,
                                extra_groups=[], cwd="/", stdout=subprocess.PIPE, text=True)
+
     def next_line():
-        ready, _, _ = select.select([watcher.stdout], [], [], 60)
+        ready = select.select([watcher.stdout], [], [], 60)[0]
         return watcher.stdout.readline().strip() if ready else "(no line in 60 s)"
     try:
         assert json.loads(next_line())["ok"] is True     # admitted by its uid
@@ -316,7 +317,7 @@ def test_a_peer_that_exited_is_refused_even_when_its_pid_names_a_process_in_the_
     connect = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); sys.stdin.read()"
     try:
         alive = subprocess.Popen([sys.executable, "-c", connect, path], stdin=subprocess.PIPE)
-        conn, _ = server.accept()
+        conn = server.accept()[0]
         # Control: a live peer in the cgroup (its own pid) is admitted.
         assert peer_in_container(conn, alive.pid, attestation) is True
         alive.communicate(b"")
