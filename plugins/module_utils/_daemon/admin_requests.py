@@ -178,8 +178,11 @@ class AdminRequests:
         if existing is not None and existing.project_path != path:
             raise AdminFail(E_CONFLICT, "project %s is already registered with another project_path" % name,
                             {"registered_path": existing.project_path}, project=name)
-        if not os.path.isdir(path):
-            raise AdminFail(E_MANIFEST_NOT_FOUND, "project_path %s is not a directory" % path,
+        # The directory matters only for its owner, the default uid: a workspace under a
+        # home directory the daemon's account cannot enter is fine with an expected_uid.
+        if uid is None and not os.path.isdir(path):
+            raise AdminFail(E_MANIFEST_NOT_FOUND, "project_path %s is not a directory the daemon can see (its owner "
+                            "is the default expected_uid; give expected_uid otherwise)" % path,
                             {"file": manifest_path}, project=name)
         try:
             manifest = self.load_project_manifest(name, manifest_path)

@@ -2289,8 +2289,11 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                 if existing is not None and existing.project_path != path:
                     raise AdminFail(E_CONFLICT, "project %s is already registered with another project_path" % name,
                                     {"registered_path": existing.project_path}, project=name)
-                if not os.path.isdir(path):
-                    raise AdminFail(E_MANIFEST_NOT_FOUND, "project_path %s is not a directory" % path,
+                # The directory matters only for its owner, the default uid: a workspace under a
+                # home directory the daemon's account cannot enter is fine with an expected_uid.
+                if uid is None and not os.path.isdir(path):
+                    raise AdminFail(E_MANIFEST_NOT_FOUND, "project_path %s is not a directory the daemon can see (its owner "
+                                    "is the default expected_uid; give expected_uid otherwise)" % path,
                                     {"file": manifest_path}, project=name)
                 try:
                     manifest = self.load_project_manifest(name, manifest_path)
@@ -6322,25 +6325,25 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1628, 211),
     ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1842, 216),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2061, 48),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2112, 333),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2448, 125),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2576, 63),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2642, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2690, 149),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2842, 450),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3295, 345),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3643, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4102, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4367, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4549, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4700, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4792, 142),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4937, 257),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5197, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5246, 263),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5512, 315),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5830, 319),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6152, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2112, 336),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2451, 125),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2579, 63),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2645, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2693, 149),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2845, 450),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3298, 345),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3646, 456),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4105, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4370, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4552, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4703, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4795, 142),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4940, 257),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5200, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5249, 263),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5515, 315),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5833, 319),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6155, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
