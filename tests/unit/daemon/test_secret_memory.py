@@ -19,6 +19,7 @@ import json
 import os
 import resource
 import shutil
+import sys
 import uuid
 
 import pytest
@@ -93,9 +94,26 @@ def use(broker, secrets):
     assert [r["name"] for r in replies] == names and all(r["ok"] for r in replies)
 
 
+# The in-place overwrite of Python's copies depends on CPython's object layout, which
+# the daemon probes at start; on an interpreter where the probe fails (CPython 3.13
+# today) it reports value_wipe false and only its own buffers are zeroed.  The copy
+# counts below hold where the wipe is on; where it is off they are not asserted
+# (reported as skipped), and test_value_wipe_is_on_where_the_layout_is_known pins where:
+# on for 3.11 (Debian 12's), off for 3.13; the suite runs on no other version.
+WIPE_LAYOUT_KNOWN = sys.version_info[:2] == (3, 11)
+
+
+def require_value_wipe(broker):
+    hardening = broker.status()["hardening"]
+    if not hardening["value_wipe"]:
+        pytest.skip("value_wipe is off in this interpreter (%s): copy counts not asserted"
+                    % sys.version.split()[0])
+
+
 @pytest.fixture
 def loaded(broker_factory):
     broker = broker_factory(rate_limit=0)
+    require_value_wipe(broker)
     broker.writer_pid = wait_for(lambda: broker.status()["audit"]["writer_pid"], what="the audit writer")
     assert broker.writer_pid != broker.pid
     broker.make_project(PROJECT, NAMES, expected_uid=os.getuid())
@@ -135,6 +153,7 @@ def test_repushing_the_same_values_keeps_one_copy(loaded):
 
 def test_rejected_push_leaves_no_copy(broker_factory):
     broker = broker_factory()
+    require_value_wipe(broker)
     broker.writer_pid = wait_for(lambda: broker.status()["audit"]["writer_pid"], what="the audit writer")
     secrets, needles = canaries()
     secrets["BAD"] = 5              # the whole push is refused after the others were encoded
@@ -154,10 +173,13 @@ def status_kib(pid, key):
 def test_serving_process_is_locked_out_of_swap(broker):
     hardening = broker.status()["hardening"]
     assert hardening["memory_locked"] is True and hardening["memory_lock_error"] is None
-    assert hardening["value_wipe"] is True
     assert status_kib(broker.pid, "VmLck") > 0
     # Locked on fault: the lock does not fault in the whole address space.
     assert status_kib(broker.pid, "VmRSS") < status_kib(broker.pid, "VmSize")
+
+
+def test_value_wipe_is_on_where_the_layout_is_known(broker):
+    assert broker.status()["hardening"]["value_wipe"] is WIPE_LAYOUT_KNOWN
 
 
 def _unprivileged(limit):
