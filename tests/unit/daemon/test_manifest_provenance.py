@@ -26,6 +26,10 @@ import pytest
 
 from ansible_collections.remo.broker.tests.unit.broker_harness import CANARIES, write_manifest
 
+# The attacker's processes (uid 1000 in the emulated container) run stdlib-only code on
+# the host's Python: a pyenv interpreter under /root is unreadable to them.
+CHILD_PYTHON = "/usr/bin/python3"
+
 A_UID = 1000        # project A's container user
 B_UID = 1001        # project B's container user
 OTHER_UID = 1002    # another local account on the instance
@@ -90,7 +94,7 @@ WIDER = ("A_TOKEN", "B_SECRET", "UNLISTED")
 
 
 def _as_uid(uid, code, *args):
-    argv = ["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups", "--", sys.executable, "-c", code]
+    argv = ["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups", "--", CHILD_PYTHON, "-c", code]
     return subprocess.run(argv + [str(arg) for arg in args], capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -183,7 +187,7 @@ def test_container_rename_attack_cannot_widen_the_allowlist(instance, broker_fac
     ctr_root = os.path.join(broker.base, "ctr-workspace")     # where A's uid can reach it
     os.mkdir(ctr_root, 0o755)
     for round_, (variant, target) in enumerate(targets.items()):
-        res = subprocess.run(["unshare", "-m", sys.executable, "-c", _CONTAINER, workspace, broker.approved["a"],
+        res = subprocess.run(["unshare", "-m", CHILD_PYTHON, "-c", _CONTAINER, workspace, broker.approved["a"],
                               ctr_root, str(A_UID), _ATTACK, variant, target, str(round_)],
                              capture_output=True, text=True, timeout=120, check=False)
         assert res.returncode == 0, res.stderr
