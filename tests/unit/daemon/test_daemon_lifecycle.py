@@ -201,7 +201,9 @@ def test_process_is_hardened(broker):
     status = broker.call("status")
     hardening = status["hardening"]
     assert set(hardening) == {"dumpable", "rlimit_core", "memory_locked", "memory_lock_error", "value_wipe"}
-    assert (hardening["dumpable"], hardening["rlimit_core"], hardening["value_wipe"]) == (0, 0, True)
+    assert (hardening["dumpable"], hardening["rlimit_core"]) == (0, 0)
+    # Where the in-place wipe holds is pinned in test_secret_memory.py (3.11 on, 3.13 off).
+    assert isinstance(hardening["value_wipe"], bool)
     if os.geteuid() == 0:       # CAP_IPC_LOCK: mlockall needs no RLIMIT_MEMLOCK (test_secret_memory.py)
         assert hardening["memory_locked"] is True and hardening["memory_lock_error"] is None
     with open("/proc/%d/status" % broker.proc.pid, encoding="ascii") as fh:
