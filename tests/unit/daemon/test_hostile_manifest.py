@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from ansible_collections.remo.broker.plugins.module_utils import _manifest as m
 from ansible_collections.remo.broker.tests.unit import hostile_manifests as hostile
@@ -27,6 +28,11 @@ VALUE = "bee-token-value"
 # stretched by the share of a core the daemon gets, so its bound only has to be far
 # below the attack on a machine shared by many test runs.
 MAX_RELOAD_CPU_SECONDS = 0.05
+# Under coverage (the units stage measures the daemon's own process) every line is
+# traced and costs several times its CPU; the budget is checked untraced
+# (benchmarks/bench_manifest.py gives the figure).
+if os.environ.get("COVERAGE_PROCESS_START") or "coverage" in sys.modules:
+    MAX_RELOAD_CPU_SECONDS *= 6
 MAX_STALL_SECONDS = 1.0
 IDLE_FACTOR = 3.0
 
