@@ -528,18 +528,7 @@ class ManifestModule:
             self.result["synthesized"] = True
             self.result["changed"] = True
             if self.module._diff:
-                before = ""
-                if current is not None:
-                    try:
-                        before = spec_summary(manifest_specs(parse_manifest(current, path=target, file_roots=self.file_roots)))
-                    except ManifestError:
-                        before = "(unparseable manifest)\n"
-                self.diffs.append(dict(
-                    before=before,
-                    after=spec_summary(specs),
-                    before_header="%s (secret names and fetch modes)" % (target if current is not None else "(no manifest)"),
-                    after_header="%s (secret names and fetch modes)" % target,
-                ))
+                self._diff_manifest_file(target, current, specs, "(no manifest)")
             if not self.module.check_mode:
                 try:
                     atomic_write(self.module, target, data)
@@ -642,18 +631,7 @@ class ManifestModule:
         self.result["approved"] = True
         self.result["changed"] = True
         if self.module._diff:
-            before = ""
-            if current is not None:
-                try:
-                    before = spec_summary(manifest_specs(parse_manifest(current, path=target, file_roots=self.file_roots)))
-                except ManifestError:
-                    before = "(unparseable manifest)\n"
-            self.diffs.append(dict(
-                before=before,
-                after=spec_summary(manifest_specs(manifest)),
-                before_header="%s (secret names and fetch modes)" % (target if current is not None else "(no approved manifest)"),
-                after_header="%s (secret names and fetch modes)" % target,
-            ))
+            self._diff_manifest_file(target, current, manifest_specs(manifest), "(no approved manifest)")
         if self.module.check_mode:
             return target
         root = os.path.normpath(self.params["approved_root"])
@@ -679,6 +657,21 @@ class ManifestModule:
         return target
 
     # -- broker ---------------------------------------------------------------
+
+    def _diff_manifest_file(self, target, current, after_specs, missing):
+        """The names-only diff of a manifest file about to be (re)written: ``current`` bytes or None."""
+        before = ""
+        if current is not None:
+            try:
+                before = spec_summary(manifest_specs(parse_manifest(current, path=target, file_roots=self.file_roots)))
+            except ManifestError:
+                before = "(unparseable manifest)\n"
+        self.diffs.append(dict(
+            before=before,
+            after=spec_summary(after_specs),
+            before_header="%s (secret names and fetch modes)" % (target if current is not None else missing),
+            after_header="%s (secret names and fetch modes)" % target,
+        ))
 
     def registration(self, name):
         status = self.broker.request(OP_STATUS, what="the status request")
