@@ -33,8 +33,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-_COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
-sys.path.insert(0, _COLLECTIONS)
+from checkout_path import add_checkout_to_path  # noqa: E402  pylint: disable=wrong-import-position
+
+add_checkout_to_path()
 
 from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon  # noqa: E402  pylint: disable=wrong-import-position
 

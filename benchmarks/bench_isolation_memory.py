@@ -26,11 +26,9 @@ import time
 # The one daemon test harness, imported as the tests import it (bench_daemon.py links
 # the checkout under .cache/collections the same way).
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
-if not os.path.islink(os.path.join(_COLLECTIONS, "ansible_collections", "remo", "broker")):
-    os.makedirs(os.path.join(_COLLECTIONS, "ansible_collections", "remo"), exist_ok=True)
-    os.symlink(ROOT, os.path.join(_COLLECTIONS, "ansible_collections", "remo", "broker"))
-sys.path.insert(0, _COLLECTIONS)
+from checkout_path import add_checkout_to_path  # noqa: E402  pylint: disable=wrong-import-position
+
+add_checkout_to_path()
 
 from ansible_collections.remo.broker.tests.unit import broker_harness as H  # noqa: E402  pylint: disable=wrong-import-position
 

@@ -40,11 +40,9 @@ import tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-_COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
-if not os.path.islink(os.path.join(_COLLECTIONS, "ansible_collections", "remo", "broker")):
-    os.makedirs(os.path.join(_COLLECTIONS, "ansible_collections", "remo"), exist_ok=True)
-    os.symlink(ROOT, os.path.join(_COLLECTIONS, "ansible_collections", "remo", "broker"))
-sys.path.insert(0, _COLLECTIONS)
+from checkout_path import add_checkout_to_path  # noqa: E402  pylint: disable=wrong-import-position
+
+add_checkout_to_path()
 
 # pylint: disable=wrong-import-position
 from ansible_collections.remo.broker.plugins.module_utils import _manifest as m  # noqa: E402
