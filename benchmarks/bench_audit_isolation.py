@@ -27,7 +27,6 @@ import json
 import multiprocessing
 import os
 import socket
-import sys
 import tempfile
 import time
 

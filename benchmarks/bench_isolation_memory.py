@@ -19,7 +19,6 @@ import json
 import os
 import resource
 import socket
-import sys
 import tempfile
 import time
 

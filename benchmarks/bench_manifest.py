@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 import tomllib

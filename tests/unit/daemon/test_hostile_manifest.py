@@ -27,9 +27,8 @@ VALUE = "bee-token-value"
 # stretched by the share of a core the daemon gets, so its bound only has to be far
 # below the attack on a machine shared by many test runs.
 MAX_RELOAD_CPU_SECONDS = 0.05
-# Under coverage (the units stage measures the daemon's own process) every line is
-# traced and costs several times its CPU; the budget is checked untraced
-# (benchmarks/bench_manifest.py gives the figure).
+
+
 def _measured_by_coverage():
     try:
         import coverage
@@ -38,6 +37,9 @@ def _measured_by_coverage():
     return coverage.Coverage.current() is not None
 
 
+# Under coverage (the units stage measures the daemon's own process) every line is
+# traced and costs several times its CPU; the budget is checked untraced
+# (benchmarks/bench_manifest.py gives the figure).
 if _measured_by_coverage():
     MAX_RELOAD_CPU_SECONDS *= 6
 MAX_STALL_SECONDS = 1.0

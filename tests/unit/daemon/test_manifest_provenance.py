@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
 
