@@ -202,7 +202,7 @@ def test_process_is_hardened(broker):
     hardening = status["hardening"]
     assert set(hardening) == {"dumpable", "rlimit_core", "memory_locked", "memory_lock_error", "value_wipe"}
     assert (hardening["dumpable"], hardening["rlimit_core"]) == (0, 0)
-    # Where the in-place wipe holds is pinned in test_secret_memory.py (3.11 on, 3.13 off).
+    # Where the in-place wipe holds is pinned in test_secret_memory.py (on for 3.11-3.13).
     assert isinstance(hardening["value_wipe"], bool)
     if os.geteuid() == 0:       # CAP_IPC_LOCK: mlockall needs no RLIMIT_MEMLOCK (test_secret_memory.py)
         assert hardening["memory_locked"] is True and hardening["memory_lock_error"] is None
