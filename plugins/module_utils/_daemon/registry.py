@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon import sockets
+from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
 from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import REFUSE_ALL, restored_record
-from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
+from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log, sd_notify
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import ok
 from ansible_collections.remo.broker.plugins.module_utils._manifest import (
     MANIFEST_RELATIVE_PATH,
@@ -26,6 +28,7 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     ACCEPT_BATCH,
     COUNTER_NAMES,
     DAEMON_VERSION,
+    E_MANIFEST_INVALID,
     LISTEN_BACKLOG,
     PROJECT_SOCKET_MODE,
     PROTOCOL_VERSION,
@@ -121,8 +124,22 @@ class Project:
         }
 
 
+def _after_ready_io(loop):
+    """A future done once the loop has handled the I/O that is ready at its next poll.
+
+    A zero-delay timer runs after that poll's I/O callbacks (``asyncio.sleep(0)`` would
+    resume before them, so a request waiting meanwhile would wait for one more parse).
+    """
+    done = loop.create_future()
+    loop.call_later(0, lambda: done.done() or done.set_result(None))
+    return done
+
+
 class Registry:
     """The Broker's registered projects (mixed into server.Broker)."""
+
+    _reload_task = None         # the SIGHUP reload in progress
+    _reload_again = False       # a SIGHUP arrived during it: one more pass when it ends
 
     # -- project sockets ----------------------------------------------------
     def start_project_server(self, project):
@@ -250,6 +267,52 @@ class Registry:
             self.projects[name] = project
         if self.projects:
             log("info", "restored %d project registration(s)" % len(self.projects))
+
+    # -- SIGHUP ----------------------------------------------------------------
+    def reload_all(self):
+        """SIGHUP: reload every manifest, one project per pass of the event loop.
+
+        One manifest's parse is bounded (docs/daemon.md "Bounded parsing"); the loop
+        serves the other projects and the admin socket between two of them, so the whole
+        reload never holds it.  Each project keeps its previous allowlist until its new
+        manifest is validated, then switches in one assignment.
+        """
+        if self._reload_task is not None:
+            self._reload_again = True       # the files may have changed after they were read
+            return
+        self._reload_task = self.loop.create_task(self._reload_projects())
+
+    async def _reload_projects(self):
+        try:
+            while True:
+                self._reload_again = False
+                await self._reload_pass()
+                if not self._reload_again or self.draining:
+                    break
+        finally:
+            self._reload_task = None
+
+    async def _reload_pass(self):
+        sd_notify("RELOADING=1\nMONOTONIC_USEC=%d" % int(time.monotonic() * 1e6))
+        good = bad = 0
+        for project in list(self.projects.values()):
+            if self.draining:
+                break
+            if self.projects.get(project.name) is not project:
+                continue        # unregistered (or registered anew) while the reload waited
+            try:
+                project.apply_manifest(self.load_project_manifest(project.name, project.manifest_path))
+                good += 1
+                outcome = "ok"
+            except ManifestError as exc:
+                bad += 1
+                project.manifest_error = str(exc)
+                outcome = E_MANIFEST_INVALID
+                log("error", "project %s: reload failed, previous allowlist kept: %s" % (project.name, exc))
+            self.audit.emit(audit_event("reload", project.name, outcome, None, None, (os.getpid(), os.getuid()), 0))
+            await _after_ready_io(self.loop)
+        log("info", "SIGHUP: %d manifest(s) reloaded, %d kept previous allowlist" % (good, bad))
+        sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
     @staticmethod
     def load_project_manifest(name, manifest_path):

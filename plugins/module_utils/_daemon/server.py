@@ -34,7 +34,6 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import
 from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import harden_memory
 from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import SecretStore
 from ansible_collections.remo.broker.plugins.module_utils._daemon.sockets import bind_unix, remove
-from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     ACCEPT_BATCH,
     ADMIN_SOCKET_MODE,
@@ -43,7 +42,6 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DEFAULT_MAX_PROJECT_CONNECTIONS,
     DRAIN_TIMEOUT,
     E_INTERNAL_ERROR,
-    E_MANIFEST_INVALID,
     E_PEER_UNEXPECTED,
     E_PROTOCOL_ERROR,
     EXIT_CONNECT,
@@ -146,24 +144,6 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         log("info", "ready: admin socket %s, %d project(s)" % (admin_socket_path(self.run_dir), len(self.projects)))
         await self._stop_future
         await self._drain()
-
-    def reload_all(self):
-        """SIGHUP: reload every manifest; a bad one keeps its previous allowlist."""
-        sd_notify("RELOADING=1\nMONOTONIC_USEC=%d" % int(time.monotonic() * 1e6))
-        good = bad = 0
-        for project in list(self.projects.values()):
-            try:
-                project.apply_manifest(self.load_project_manifest(project.name, project.manifest_path))
-                good += 1
-                outcome = "ok"
-            except ManifestError as exc:
-                bad += 1
-                project.manifest_error = str(exc)
-                outcome = E_MANIFEST_INVALID
-                log("error", "project %s: reload failed, previous allowlist kept: %s" % (project.name, exc))
-            self.audit.emit(audit_event("reload", project.name, outcome, None, None, (os.getpid(), os.getuid()), 0))
-        log("info", "SIGHUP: %d manifest(s) reloaded, %d kept previous allowlist" % (good, bad))
-        sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
     def _status_line(self):
         line = "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.store))

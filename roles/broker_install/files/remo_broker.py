@@ -4951,10 +4951,12 @@ own.  See docs/devcontainer.md for what this does and does not stop.
 
         import json
         import os
+        import time
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon import sockets
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
         from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import REFUSE_ALL, restored_record
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log, sd_notify
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import ok
         from ansible_collections.remo.broker.plugins.module_utils._manifest import (
             MANIFEST_RELATIVE_PATH,
@@ -4966,6 +4968,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             ACCEPT_BATCH,
             COUNTER_NAMES,
             DAEMON_VERSION,
+            E_MANIFEST_INVALID,
             LISTEN_BACKLOG,
             PROJECT_SOCKET_MODE,
             PROTOCOL_VERSION,
@@ -5061,8 +5064,22 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 }
         #
 
+        def _after_ready_io(loop):
+            """A future done once the loop has handled the I/O that is ready at its next poll.
+
+    A zero-delay timer runs after that poll's I/O callbacks (``asyncio.sleep(0)`` would
+    resume before them, so a request waiting meanwhile would wait for one more parse).
+    """
+            done = loop.create_future()
+            loop.call_later(0, lambda: done.done() or done.set_result(None))
+            return done
+        #
+
         class Registry:
             """The Broker's registered projects (mixed into server.Broker)."""
+
+            _reload_task = None         # the SIGHUP reload in progress
+            _reload_again = False       # a SIGHUP arrived during it: one more pass when it ends
 
             # -- project sockets ----------------------------------------------------
             def start_project_server(self, project):
@@ -5190,6 +5207,52 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                     self.projects[name] = project
                 if self.projects:
                     log("info", "restored %d project registration(s)" % len(self.projects))
+
+            # -- SIGHUP ----------------------------------------------------------------
+            def reload_all(self):
+                """SIGHUP: reload every manifest, one project per pass of the event loop.
+
+        One manifest's parse is bounded (docs/daemon.md "Bounded parsing"); the loop
+        serves the other projects and the admin socket between two of them, so the whole
+        reload never holds it.  Each project keeps its previous allowlist until its new
+        manifest is validated, then switches in one assignment.
+        """
+                if self._reload_task is not None:
+                    self._reload_again = True       # the files may have changed after they were read
+                    return
+                self._reload_task = self.loop.create_task(self._reload_projects())
+
+            async def _reload_projects(self):
+                try:
+                    while True:
+                        self._reload_again = False
+                        await self._reload_pass()
+                        if not self._reload_again or self.draining:
+                            break
+                finally:
+                    self._reload_task = None
+
+            async def _reload_pass(self):
+                sd_notify("RELOADING=1\nMONOTONIC_USEC=%d" % int(time.monotonic() * 1e6))
+                good = bad = 0
+                for project in list(self.projects.values()):
+                    if self.draining:
+                        break
+                    if self.projects.get(project.name) is not project:
+                        continue        # unregistered (or registered anew) while the reload waited
+                    try:
+                        project.apply_manifest(self.load_project_manifest(project.name, project.manifest_path))
+                        good += 1
+                        outcome = "ok"
+                    except ManifestError as exc:
+                        bad += 1
+                        project.manifest_error = str(exc)
+                        outcome = E_MANIFEST_INVALID
+                        log("error", "project %s: reload failed, previous allowlist kept: %s" % (project.name, exc))
+                    self.audit.emit(audit_event("reload", project.name, outcome, None, None, (os.getpid(), os.getuid()), 0))
+                    await _after_ready_io(self.loop)
+                log("info", "SIGHUP: %d manifest(s) reloaded, %d kept previous allowlist" % (good, bad))
+                sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
             @staticmethod
             def load_project_manifest(name, manifest_path):
@@ -5869,7 +5932,6 @@ that ranks first: the default source, then the others in name order.
         from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import harden_memory
         from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import SecretStore
         from ansible_collections.remo.broker.plugins.module_utils._daemon.sockets import bind_unix, remove
-        from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             ACCEPT_BATCH,
             ADMIN_SOCKET_MODE,
@@ -5878,7 +5940,6 @@ that ranks first: the default source, then the others in name order.
             DEFAULT_MAX_PROJECT_CONNECTIONS,
             DRAIN_TIMEOUT,
             E_INTERNAL_ERROR,
-            E_MANIFEST_INVALID,
             E_PEER_UNEXPECTED,
             E_PROTOCOL_ERROR,
             EXIT_CONNECT,
@@ -5981,24 +6042,6 @@ that ranks first: the default source, then the others in name order.
                 log("info", "ready: admin socket %s, %d project(s)" % (admin_socket_path(self.run_dir), len(self.projects)))
                 await self._stop_future
                 await self._drain()
-
-            def reload_all(self):
-                """SIGHUP: reload every manifest; a bad one keeps its previous allowlist."""
-                sd_notify("RELOADING=1\nMONOTONIC_USEC=%d" % int(time.monotonic() * 1e6))
-                good = bad = 0
-                for project in list(self.projects.values()):
-                    try:
-                        project.apply_manifest(self.load_project_manifest(project.name, project.manifest_path))
-                        good += 1
-                        outcome = "ok"
-                    except ManifestError as exc:
-                        bad += 1
-                        project.manifest_error = str(exc)
-                        outcome = E_MANIFEST_INVALID
-                        log("error", "project %s: reload failed, previous allowlist kept: %s" % (project.name, exc))
-                    self.audit.emit(audit_event("reload", project.name, outcome, None, None, (os.getpid(), os.getuid()), 0))
-                log("info", "SIGHUP: %d manifest(s) reloaded, %d kept previous allowlist" % (good, bad))
-                sd_notify("READY=1\nSTATUS=%s" % self._status_line())
 
             def _status_line(self):
                 line = "serving %d project(s), %d secret(s)" % (len(self.projects), len(self.store))
@@ -6341,12 +6384,12 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4553, 148),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4704, 89),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4796, 142),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4941, 257),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5201, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5250, 265),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5518, 315),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5836, 319),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6158, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4941, 320),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5264, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5313, 265),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5581, 315),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5899, 299),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6201, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
