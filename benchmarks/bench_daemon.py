@@ -8,6 +8,7 @@ Not a test: run it by hand on an otherwise idle machine.
     .venv/bin/python benchmarks/bench_daemon.py [--duration 5] [--json benchmarks/results/bench_daemon.json]
                                                 [--py-spy DIR]   # also profile the daemon under load
     .venv/bin/python benchmarks/bench_daemon.py --ab-load git:REV [--rounds 7]   # interleaved A/B throughput
+    .venv/bin/python benchmarks/bench_daemon.py --ab-push git:REV [--rounds 7]   # interleaved A/B push-creds
 
 What it measures (the daemon runs with its audit log enabled, as in production, and
 ``--rate-limit 0`` so the per-project limiter does not cap a benchmark):
@@ -275,6 +276,73 @@ def bench_push(broker, n_secrets=1000, iterations=200, warmup=10):
     sock.close()
     return {"p50_ms": pct(times, 50) / 1e6, "p99_ms": pct(times, 99) / 1e6,
             "mean_ms": statistics.fmean(times) / 1e6, "bytes": len(maps[0]), "n": len(times)}
+
+
+def cpu_ns(pid):
+    """CPU nanoseconds every thread of ``pid`` has run (/proc/PID/task/*/schedstat: finer than clock ticks)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/schedstat" % (pid, tid), encoding="ascii") as handle:
+            total += int(handle.read().split()[0])
+    return total
+
+
+def bench_ab_push(base, other, rounds=7, iterations=40, warmup=5):
+    """``push-creds`` of 1,000 secrets on the role's daemon (B) and ``other`` (A), interleaved.
+
+    Each round runs ``bench_push`` on A and on B (the order flips every round); the
+    serving process's CPU per push is taken from schedstat, which does not depend on how
+    much of a core the scheduler granted.
+    """
+    daemons = {label: Daemon(os.path.join(base, "abpush-" + label), rate_limit=0, daemon=path).start()
+               for label, path in (("A", other), ("B", DAEMON))}
+    runs = []
+    try:
+        for rnd in range(rounds):
+            order = ("A", "B") if rnd % 2 == 0 else ("B", "A")
+            row = {"round": rnd, "order": "".join(order), "load_average": os.getloadavg()}
+            for label in order:
+                broker = daemons[label]
+                before = cpu_ns(broker.pid)
+                point = bench_push(broker, iterations=iterations, warmup=warmup)
+                point["cpu_ms_per_push"] = (cpu_ns(broker.pid) - before) / 1e6 / (iterations + warmup)
+                row[label] = point
+            row["b_over_a"] = row["B"]["p50_ms"] / row["A"]["p50_ms"]
+            row["b_over_a_cpu"] = row["B"]["cpu_ms_per_push"] / row["A"]["cpu_ms_per_push"]
+            sys.stderr.write("[round %d %s] push p50: A %.2f ms B %.2f ms (B/A %.3f); CPU/push: A %.2f ms B %.2f ms "
+                             "(B/A %.3f), load %.1f\n" % (rnd, row["order"], row["A"]["p50_ms"], row["B"]["p50_ms"],
+                                                          row["b_over_a"], row["A"]["cpu_ms_per_push"],
+                                                          row["B"]["cpu_ms_per_push"], row["b_over_a_cpu"],
+                                                          os.getloadavg()[0]))
+            runs.append(row)
+    finally:
+        for broker in daemons.values():
+            broker.stop()
+    summary = {key: _spread([r[label][metric] for r in runs]) for key, label, metric in (
+        ("A_p50_ms", "A", "p50_ms"), ("B_p50_ms", "B", "p50_ms"),
+        ("A_cpu_ms_per_push", "A", "cpu_ms_per_push"), ("B_cpu_ms_per_push", "B", "cpu_ms_per_push"))}
+    summary["B_over_A"] = _spread([r["b_over_a"] for r in runs])
+    summary["B_over_A_cpu"] = _spread([r["b_over_a_cpu"] for r in runs])
+    return {"runs": runs, "summary": summary}
+
+
+def render_ab_push(res):
+    m, s = res["machine"], res["summary"]
+
+    def cell(spread, fmt="%.2f"):
+        return (fmt + " (" + fmt + "–" + fmt + ")") % (spread["median"], spread["min"], spread["max"])
+
+    return "\n".join([
+        "machine: %s cores, %s, Python %s, commit %s; load average %s at start, %s at end; %d rounds" % (
+            m["nproc"], m["cpu"] or "cpu?", m["python"], m["commit"],
+            "/".join("%.1f" % x for x in res["load_average_at_start"]),
+            "/".join("%.1f" % x for x in res["load_average_at_end"]), res["args"]["rounds"]),
+        "A = %s, B = %s; median (min–max) over the rounds" % (res["a"], res["b"]), "",
+        "| push-creds, 1,000 secrets | A | B | B / A |", "|---|---:|---:|---:|",
+        "| wall p50 | %s ms | %s ms | %s |" % (cell(s["A_p50_ms"]), cell(s["B_p50_ms"]), cell(s["B_over_A"], "%.3f")),
+        "| serving-process CPU per push | %s ms | %s ms | %s |" % (
+            cell(s["A_cpu_ms_per_push"]), cell(s["B_cpu_ms_per_push"]), cell(s["B_over_A_cpu"], "%.3f")),
+    ])
 
 
 def bench_ready(base, runs=10, projects=0):
@@ -568,7 +636,10 @@ def main(argv=None):
                         help="only compare throughput at 1, 8 and 64 clients with another daemon file (A) in "
                              "interleaved rounds, each as a ratio to the streams echo of the same round and as B/A; "
                              "OTHER_DAEMON is a path or git:REV (the role's daemon at that commit)")
-    parser.add_argument("--rounds", type=int, default=7, help="rounds of --ab-load (median and range reported)")
+    parser.add_argument("--ab-push", default=None, metavar="OTHER_DAEMON",
+                        help="only compare push-creds of 1,000 secrets (wall p50 and the serving process's CPU per "
+                             "push) with another daemon file (A) in interleaved rounds; OTHER_DAEMON as for --ab-load")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of --ab-load/--ab-push (median and range reported)")
     parser.add_argument("--baselines", default=",".join(BASELINES),
                         type=lambda v: tuple(x for x in v.split(",") if x),
                         help="comma-separated baselines measured in the same run: streams (the canonical "
@@ -585,8 +656,22 @@ def main(argv=None):
         DAEMON = os.path.abspath(args.daemon)
 
     if args.json is None:
-        args.json = os.path.join(HERE, "results", "bench_daemon_ab_load.json" if args.ab_load else "bench_daemon.json")
+        args.json = os.path.join(HERE, "results", "bench_daemon_ab_load.json" if args.ab_load else
+                                 "bench_daemon_ab_push.json" if args.ab_push else "bench_daemon.json")
     base = tempfile.mkdtemp(prefix="rbbench", dir="/tmp")
+    if args.ab_push:
+        res = {"machine": machine(), "args": vars(args), "a": args.ab_push,
+               "b": args.daemon or "roles/broker_install/files/remo_broker.py",
+               "load_average_at_start": os.getloadavg()}
+        res.update(bench_ab_push(base, resolve_daemon(args.ab_push, base), rounds=args.rounds))
+        res["load_average_at_end"] = os.getloadavg()
+        shutil.rmtree(base, ignore_errors=True)
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(res, handle, indent=2)
+            handle.write("\n")
+        print(render_ab_push(res))
+        return 0
     if args.ab_load:
         other = resolve_daemon(args.ab_load, base)
         res = {"machine": machine(), "args": vars(args), "a": args.ab_load,

@@ -109,6 +109,8 @@ PLAIN_ASCII = 0x60           # not interned, compact, ascii
 _SPAN = 1 << 62             # past every user-space address
 _ZERO_SIZE = 1 << 16
 _ZEROS = memoryview(bytes(_ZERO_SIZE))
+ZEROS = _ZEROS              # for the store's inline wipes (secret_store.py)
+FRESH_REFS = 4 + _MAX_REFS  # the references of an object just made by the caller or by json.loads, at most
 
 
 def _probe():
@@ -165,7 +167,7 @@ def wipe_fresh(obj):
     """
     kind = type(obj)
     n = len(obj)
-    if _LAYOUT is None or n < 2 or sys.getrefcount(obj) > 4 + _MAX_REFS:
+    if _LAYOUT is None or n < 2 or sys.getrefcount(obj) > FRESH_REFS:
         return False
     if kind is bytes:
         addr = id(obj) + _LAYOUT.bytes_offset
@@ -208,7 +210,7 @@ def wipe_values(tree):
     for value in tree.values():
         if type(value) is str:  # pylint: disable=unidiomatic-typecheck
             n = len(value)
-            if 1 < n <= _ZERO_SIZE and value.isascii() and refcount(value) <= 4 + _MAX_REFS \
+            if 1 < n <= _ZERO_SIZE and value.isascii() and refcount(value) <= FRESH_REFS \
                     and memory[id(value) + _STATE_OFFSET] & PLAIN_MASK == PLAIN_ASCII:
                 addr = id(value) + offset
                 memory[addr:addr + n] = _ZEROS[:n]      # inline wipe_fresh: one per pushed value

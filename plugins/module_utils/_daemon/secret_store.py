@@ -23,11 +23,14 @@ import binascii
 import hmac
 import json
 import re
+import sys
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail
 from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import (
+    FRESH_REFS,
     PLAIN_ASCII,
     PLAIN_MASK,
+    ZEROS,
     ascii_reader,
     wipe_fresh,
     zero,
@@ -52,31 +55,62 @@ except ImportError:   # pragma: no cover - CPython always has the C encoder
 
 _JOIN = bytearray().join
 _READER = ascii_reader()
+# The address space and where a str keeps its state byte and its ASCII characters (None: no wipe here).
+_MEMORY, _STATE_AT, _DATA_AT = _READER if _READER is not None else (None, 0, 0)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPE_ONLY = re.compile("[\ud800-\udc7f\udd00-\udfff]")   # surrogateescape produces U+DC80..U+DCFF only
+_OPEN = b'{"ok":true,"name":"'
+_AS_IS = {"value": b'","value":"', "value_b64": b'","value_b64":"'}      # + the characters + _AS_IS_END
+_AS_IS_END = b'"}\n'
+_LITERAL = {"value": b'","value":', "value_b64": b'","value_b64":'}    # + a JSON string literal + _LITERAL_END
+_LITERAL_END = b"}\n"
+_compare = hmac.compare_digest
+_ZERO_SIZE = len(ZEROS)
+_refcount = sys.getrefcount
 
 
 def _reply(name, value, key="value"):
     """A ``get`` reply line in one exact-size bytearray, ``value`` copied in as its JSON
-    string literal straight from the str's memory: no intermediate copy is left unwiped."""
+    string literal straight from the str's memory: no intermediate copy is left unwiped.
+
+    ``value`` itself is overwritten once copied (where secret_memory.py can do it
+    safely): the caller must not use it afterwards.
+    """
+    memory = _MEMORY
+    if memory is not None and value.isascii() and value.isprintable() and '"' not in value \
+            and "\\" not in value and memory[id(value) + _STATE_AT] & PLAIN_MASK == PLAIN_ASCII:
+        # Most values: json.dumps would write them unchanged, between quotes.
+        n = len(value)
+        addr = id(value) + _DATA_AT
+        out = _JOIN((_OPEN, name.encode("ascii"), _AS_IS[key], memory[addr:addr + n], _AS_IS_END))
+        if 1 < n <= _ZERO_SIZE and _refcount(value) <= FRESH_REFS:
+            memory[addr:addr + n] = ZEROS[:n]       # wipe_fresh inlined: once per pushed value
+        else:
+            wipe_fresh(value)       # it checks again: longer, shared or too widely referenced
+        return out
+    return _escaped_reply(name, value, key)
+
+
+def _escaped_reply(name, value, key):
+    """``_reply`` of a value that needs JSON escapes (or of any value where no layout is known)."""
     if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
-        literal = None      # json.dumps writes it unchanged, between quotes
-        prefix = ('{"ok":true,"name":"%s","%s":"' % (name, key)).encode("ascii")
-        suffix = b'"}\n'
+        literal, text, mid, end = None, value, _AS_IS[key], _AS_IS_END
     else:
-        literal = value = _ascii_literal(value)
-        prefix = ('{"ok":true,"name":"%s","%s":' % (name, key)).encode("ascii")
-        suffix = b"}\n"
-    if _READER is not None and _READER[0][id(value) + _READER[1]] & PLAIN_MASK == PLAIN_ASCII:
-        addr = id(value) + _READER[2]
-        out = _JOIN((prefix, _READER[0][addr:addr + len(value)], suffix))
-    else:
-        raw = value.encode("ascii")
-        out = _JOIN((prefix, raw, suffix))
-        wipe_fresh(raw)
-    if literal is not None:
-        wipe_fresh(literal)
-    return out
+        literal = text = _ascii_literal(value)
+        mid, end = _LITERAL[key], _LITERAL_END
+    try:
+        if _MEMORY is not None and _MEMORY[id(text) + _STATE_AT] & PLAIN_MASK == PLAIN_ASCII:
+            addr = id(text) + _DATA_AT
+            return _JOIN((_OPEN, name.encode("ascii"), mid, _MEMORY[addr:addr + len(text)], end))
+        raw = text.encode("ascii")
+        try:
+            return _JOIN((_OPEN, name.encode("ascii"), mid, raw, end))
+        finally:
+            wipe_fresh(raw)
+    finally:
+        if literal is not None:
+            wipe_fresh(literal)
+        wipe_fresh(value)
 
 
 def encode_value(name, value):
@@ -88,6 +122,7 @@ def encode_value(name, value):
         encoded = binascii.b2a_base64(raw, newline=False).decode("ascii")
     finally:
         wipe_fresh(raw)
+        wipe_fresh(value)
     try:
         return _reply(name, encoded, "value_b64")
     finally:
@@ -112,6 +147,17 @@ class Entry:
         if self.fields:
             for reply in self.fields.values():
                 zero(reply)
+
+
+def _wipe_entries(entries):
+    """Zero every entry's buffers (``Entry.wipe`` inlined: a push drops up to MAX_SECRETS)."""
+    zeros = ZEROS
+    for entry in entries:
+        reply = entry.reply
+        if entry.fields is None and len(reply) <= _ZERO_SIZE:
+            reply[:] = zeros[:len(reply)]
+        else:
+            entry.wipe()
 
 
 def _structured(name, value):
@@ -156,7 +202,11 @@ def source_arg(req):
 
 
 def prepare(secrets):
-    """Validate a push's ``secrets`` and encode each value; {name: Entry} (wiped on failure)."""
+    """Validate a push's ``secrets`` and encode each value; {name: Entry} (wiped on failure).
+
+    Consumes ``secrets``: each value is overwritten as soon as its reply holds it, and
+    on success the dict is emptied (what is left after a failure, the caller wipes).
+    """
     if not isinstance(secrets, dict):
         raise AdminFail(E_INVALID_PAYLOAD, "'secrets' must be an object of NAME: string | {field: string}")
     if len(secrets) > MAX_SECRETS:
@@ -167,14 +217,14 @@ def prepare(secrets):
         for name, value in secrets.items():
             if fullmatch(name) is None:
                 raise AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
-            if isinstance(value, dict):
+            if isinstance(value, str):
+                entry = Entry(_reply(name, value) if value.isascii() else encode_value(name, value))
+            elif isinstance(value, dict):
                 for field, fval in value.items():
                     if not field or not isinstance(fval, str):
                         raise AdminFail(E_INVALID_PAYLOAD,
                                         "secret %s: a structured secret needs non-empty field names and string values" % name)
                 entry = _structured(name, value)
-            elif isinstance(value, str):
-                entry = Entry(encode_value(name, value))
             else:
                 raise AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
             entries[name] = entry
@@ -185,6 +235,7 @@ def prepare(secrets):
         for entry in entries.values():
             entry.wipe()
         raise
+    secrets.clear()
     return entries
 
 
@@ -227,26 +278,38 @@ class SecretStore:
         An unchanged value keeps its existing entry and the new copy is zeroed; every
         dropped or replaced entry is zeroed once the union no longer serves it.
         """
-        added, removed, changed = self.diff(source, entries)
         old = self.sources.get(source, {})
-        keep = set(changed) | set(added)
+        added, changed, dropped, unchanged = [], [], [], []
         new = {}
         for name, entry in entries.items():
-            if name in keep:
+            held = old.get(name)
+            if held is None:
+                added.append(name)
                 new[name] = entry
+            elif _compare(held.reply, entry.reply) and (held.fields is None) == (entry.fields is None):
+                unchanged.append(entry)
+                new[name] = held
             else:
-                entry.wipe()
-                new[name] = old[name]
-        dropped = [old[n] for n in removed] + [old[n] for n in changed]
+                changed.append(name)
+                new[name] = entry
+                dropped.append(held)
+        removed = [name for name in old if name not in entries]
+        dropped += [old[name] for name in removed]
         if new:
             self.sources[source] = new
             self.loaded_at[source] = now
         else:
             self.sources.pop(source, None)
             self.loaded_at.pop(source, None)
-        touched = self._reserve(added + removed + changed)
-        for entry in dropped:
-            entry.wipe()
+        if self.sources.keys() <= {source}:
+            touched = self._reserve_only(new, added, removed, changed)
+        else:
+            touched = self._reserve(added + removed + changed)
+        _wipe_entries(unchanged)
+        _wipe_entries(dropped)
+        added.sort()
+        removed.sort()
+        changed.sort()
         return added, removed, changed, touched
 
     def clear(self, source=None):
@@ -260,9 +323,25 @@ class SecretStore:
             dropped += held.values()
             names.update(held)
         touched = self._reserve(names)
-        for entry in dropped:
-            entry.wipe()
+        _wipe_entries(dropped)
         return len(dropped), touched
+
+    def _reserve_only(self, held, added, removed, changed):
+        """``_reserve`` when no source but the one that holds ``held`` is left: no precedence to look up."""
+        served, replies = self.served, self.replies
+        for name in added:
+            served[name] = entry = held[name]
+            replies[name] = entry.reply
+        for name in changed:
+            served[name] = entry = held[name]
+            replies[name] = entry.reply
+        for name in removed:
+            served.pop(name, None)
+            replies.pop(name, None)
+        touched = set(added)
+        touched.update(removed)
+        touched.update(changed)
+        return touched
 
     def _reserve(self, names):
         """Recompute the served entry of ``names``; the names whose served value changed."""
