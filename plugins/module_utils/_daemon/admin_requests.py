@@ -23,7 +23,7 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.process import
 from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project, default_manifest_path
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok
 from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import wipe, wipe_values
-from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import prepare, source_arg
+from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import prepare, source_arg, wipe_entries
 from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     DAEMON_VERSION,
@@ -271,8 +271,7 @@ class AdminRequests:
         try:
             added, removed, changed = self.store.diff(source, entries)
         finally:
-            for entry in entries.values():
-                entry.wipe()
+            wipe_entries(entries.values())
         unchanged = len(entries) - len(added) - len(changed)
         return None, {"source": source, "added": added, "removed": removed, "changed": changed,
                       "unchanged_count": unchanged}, \
@@ -284,8 +283,7 @@ class AdminRequests:
         try:
             self.store.check_room(source, entries)
         except AdminFail:
-            for entry in entries.values():
-                entry.wipe()
+            wipe_entries(entries.values())
             raise
         now = iso_now()
         added, removed, changed, touched = self.store.replace(source, entries, now)

@@ -65,6 +65,9 @@ _AS_IS_END = b'"}\n'
 _LITERAL = {"value": b'","value":', "value_b64": b'","value_b64":'}    # + a JSON string literal + _LITERAL_END
 _LITERAL_END = b"}\n"
 _compare = hmac.compare_digest
+# Every name of a push at once, one per line: one regex run instead of one per name.
+_NAME_CHARS = SECRET_NAME_PATTERN.lstrip("^").rstrip("$")
+_NAME_LINES = re.compile("%s(?:\n%s)*" % (_NAME_CHARS, _NAME_CHARS))
 _ZERO_SIZE = len(ZEROS)
 _refcount = sys.getrefcount
 
@@ -130,34 +133,45 @@ def encode_value(name, value):
 
 
 class Entry:
-    """One pushed secret: its encoded ``get`` reply and, when structured, one per field."""
+    """A pushed structured secret: its encoded ``get`` reply and one per field.
+
+    A string secret is held as its reply ``bytearray`` alone (no object around it: a
+    push makes up to MAX_SECRETS of them); ``reply_of``, ``same`` and ``wipe_entries``
+    take either.
+    """
 
     __slots__ = ("reply", "fields")
 
-    def __init__(self, reply, fields=None):
+    def __init__(self, reply, fields):
         self.reply = reply
         self.fields = fields
 
-    def same(self, other):
-        """Constant-time: the same value (a string never equals a structured secret)."""
-        return (self.fields is None) == (other.fields is None) and hmac.compare_digest(self.reply, other.reply)
-
     def wipe(self):
         zero(self.reply)
-        if self.fields:
-            for reply in self.fields.values():
-                zero(reply)
+        for reply in self.fields.values():
+            zero(reply)
 
 
-def _wipe_entries(entries):
-    """Zero every entry's buffers (``Entry.wipe`` inlined: a push drops up to MAX_SECRETS)."""
+def reply_of(held):
+    """The ``get`` reply of a held secret (a string's bytearray, or an Entry)."""
+    return held if held.__class__ is bytearray else held.reply
+
+
+def same(held, other):
+    """Constant-time: the same value (a string never equals a structured secret)."""
+    return held.__class__ is other.__class__ and _compare(reply_of(held), reply_of(other))
+
+
+def wipe_entries(entries):
+    """Zero every held secret's buffers."""
     zeros = ZEROS
-    for entry in entries:
-        reply = entry.reply
-        if entry.fields is None and len(reply) <= _ZERO_SIZE:
-            reply[:] = zeros[:len(reply)]
+    for held in entries:
+        if held.__class__ is bytearray and len(held) <= _ZERO_SIZE:
+            held[:] = zeros[:len(held)]     # zero() inlined: a push drops up to MAX_SECRETS
+        elif held.__class__ is bytearray:
+            zero(held)
         else:
-            entry.wipe()
+            held.wipe()
 
 
 def _structured(name, value):
@@ -201,8 +215,15 @@ def source_arg(req):
     return source
 
 
+def _names_valid(secrets):
+    """True when every key of ``secrets`` matches SECRET_NAME_PATTERN (False: check each to name the bad one)."""
+    lines = "\n".join(secrets)
+    # A name holding a newline would pass as two: the count of separators tells.
+    return _NAME_LINES.fullmatch(lines) is not None and lines.count("\n") == len(secrets) - 1
+
+
 def prepare(secrets):
-    """Validate a push's ``secrets`` and encode each value; {name: Entry} (wiped on failure).
+    """Validate a push's ``secrets`` and encode each value; {name: bytearray | Entry} (wiped on failure).
 
     Consumes ``secrets``: each value is overwritten as soon as its reply holds it, and
     on success the dict is emptied (what is left after a failure, the caller wipes).
@@ -212,13 +233,13 @@ def prepare(secrets):
     if len(secrets) > MAX_SECRETS:
         raise AdminFail(E_PAYLOAD_TOO_LARGE, "at most %d secrets can be pushed" % MAX_SECRETS)
     entries = {}
-    fullmatch = SECRET_NAME_RE.fullmatch
+    fullmatch = None if not secrets or _names_valid(secrets) else SECRET_NAME_RE.fullmatch
     try:
         for name, value in secrets.items():
-            if fullmatch(name) is None:
+            if fullmatch is not None and fullmatch(name) is None:
                 raise AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
             if isinstance(value, str):
-                entry = Entry(_reply(name, value) if value.isascii() else encode_value(name, value))
+                entry = _reply(name, value) if value.isascii() else encode_value(name, value)
             elif isinstance(value, dict):
                 for field, fval in value.items():
                     if not field or not isinstance(fval, str):
@@ -228,12 +249,11 @@ def prepare(secrets):
             else:
                 raise AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
             entries[name] = entry
-            if len(entry.reply) > MAX_PROJECT_MESSAGE_BYTES:
+            if len(reply_of(entry)) > MAX_PROJECT_MESSAGE_BYTES:
                 raise AdminFail(E_PAYLOAD_TOO_LARGE, "secret %s: its get reply would exceed %d bytes"
                                 % (name, MAX_PROJECT_MESSAGE_BYTES))
     except BaseException:
-        for entry in entries.values():
-            entry.wipe()
+        wipe_entries(entries.values())
         raise
     secrets.clear()
     return entries
@@ -243,9 +263,9 @@ class SecretStore:
     """Every source's entries, and the served union (``replies``/``fields`` by name)."""
 
     def __init__(self):
-        self.sources = {}       # source -> {name: Entry}
+        self.sources = {}       # source -> {name: bytearray | Entry}
         self.loaded_at = {}     # source -> ISO time of its last push
-        self.served = {}        # name -> Entry: the union, by precedence
+        self.served = {}        # name -> bytearray | Entry: the union, by precedence
         self.replies = {}       # name -> the served get reply (the hot path reads only this)
 
     def __len__(self):
@@ -256,7 +276,7 @@ class SecretStore:
 
     def field_reply(self, name, field):
         held = self.served.get(name)
-        if held is None or not held.fields or not isinstance(field, str):
+        if held is None or held.__class__ is bytearray or not isinstance(field, str):
             return None
         return held.fields.get(field)
 
@@ -265,7 +285,7 @@ class SecretStore:
         old = self.sources.get(source, {})
         added = sorted(n for n in entries if n not in old)
         removed = sorted(n for n in old if n not in entries)
-        changed = sorted(n for n in entries if n in old and not old[n].same(entries[n]))
+        changed = sorted(n for n in entries if n in old and not same(old[n], entries[n]))
         return added, removed, changed
 
     def check_room(self, source, entries):
@@ -286,7 +306,8 @@ class SecretStore:
             if held is None:
                 added.append(name)
                 new[name] = entry
-            elif _compare(held.reply, entry.reply) and (held.fields is None) == (entry.fields is None):
+            elif held.__class__ is bytearray and entry.__class__ is bytearray and _compare(held, entry) \
+                    or held.__class__ is Entry and same(held, entry):
                 unchanged.append(entry)
                 new[name] = held
             else:
@@ -305,8 +326,8 @@ class SecretStore:
             touched = self._reserve_only(new, added, removed, changed)
         else:
             touched = self._reserve(added + removed + changed)
-        _wipe_entries(unchanged)
-        _wipe_entries(dropped)
+        wipe_entries(unchanged)
+        wipe_entries(dropped)
         added.sort()
         removed.sort()
         changed.sort()
@@ -323,18 +344,16 @@ class SecretStore:
             dropped += held.values()
             names.update(held)
         touched = self._reserve(names)
-        _wipe_entries(dropped)
+        wipe_entries(dropped)
         return len(dropped), touched
 
     def _reserve_only(self, held, added, removed, changed):
         """``_reserve`` when no source but the one that holds ``held`` is left: no precedence to look up."""
         served, replies = self.served, self.replies
-        for name in added:
-            served[name] = entry = held[name]
-            replies[name] = entry.reply
-        for name in changed:
-            served[name] = entry = held[name]
-            replies[name] = entry.reply
+        for names in (added, changed):
+            for name in names:
+                served[name] = entry = held[name]
+                replies[name] = entry if entry.__class__ is bytearray else entry.reply
         for name in removed:
             served.pop(name, None)
             replies.pop(name, None)
@@ -354,7 +373,7 @@ class SecretStore:
                 after = held.get(name)
                 if after is not None:
                     served[name] = after
-                    replies[name] = after.reply
+                    replies[name] = reply_of(after)
                     break
             else:
                 after = None

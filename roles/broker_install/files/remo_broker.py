@@ -2134,7 +2134,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
         from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Project, default_manifest_path
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import AdminFail, CloseAfter, err, ok
         from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import wipe, wipe_values
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import prepare, source_arg
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import prepare, source_arg, wipe_entries
         from ansible_collections.remo.broker.plugins.module_utils._manifest import ManifestError
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             DAEMON_VERSION,
@@ -2382,8 +2382,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                 try:
                     added, removed, changed = self.store.diff(source, entries)
                 finally:
-                    for entry in entries.values():
-                        entry.wipe()
+                    wipe_entries(entries.values())
                 unchanged = len(entries) - len(added) - len(changed)
                 return None, {"source": source, "added": added, "removed": removed, "changed": changed,
                               "unchanged_count": unchanged}, \
@@ -2395,8 +2394,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                 try:
                     self.store.check_room(source, entries)
                 except AdminFail:
-                    for entry in entries.values():
-                        entry.wipe()
+                    wipe_entries(entries.values())
                     raise
                 now = iso_now()
                 added, removed, changed, touched = self.store.replace(source, entries, now)
@@ -5647,6 +5645,9 @@ that ranks first: the default source, then the others in name order.
         _LITERAL = {"value": b'","value":', "value_b64": b'","value_b64":'}    # + a JSON string literal + _LITERAL_END
         _LITERAL_END = b"}\n"
         _compare = hmac.compare_digest
+        # Every name of a push at once, one per line: one regex run instead of one per name.
+        _NAME_CHARS = SECRET_NAME_PATTERN.lstrip("^").rstrip("$")
+        _NAME_LINES = re.compile("%s(?:\n%s)*" % (_NAME_CHARS, _NAME_CHARS))
         _ZERO_SIZE = len(ZEROS)
         _refcount = sys.getrefcount
         #
@@ -5712,34 +5713,45 @@ that ranks first: the default source, then the others in name order.
         #
 
         class Entry:
-            """One pushed secret: its encoded ``get`` reply and, when structured, one per field."""
+            """A pushed structured secret: its encoded ``get`` reply and one per field.
+
+    A string secret is held as its reply ``bytearray`` alone (no object around it: a
+    push makes up to MAX_SECRETS of them); ``reply_of``, ``same`` and ``wipe_entries``
+    take either.
+    """
 
             __slots__ = ("reply", "fields")
 
-            def __init__(self, reply, fields=None):
+            def __init__(self, reply, fields):
                 self.reply = reply
                 self.fields = fields
 
-            def same(self, other):
-                """Constant-time: the same value (a string never equals a structured secret)."""
-                return (self.fields is None) == (other.fields is None) and hmac.compare_digest(self.reply, other.reply)
-
             def wipe(self):
                 zero(self.reply)
-                if self.fields:
-                    for reply in self.fields.values():
-                        zero(reply)
+                for reply in self.fields.values():
+                    zero(reply)
         #
 
-        def _wipe_entries(entries):
-            """Zero every entry's buffers (``Entry.wipe`` inlined: a push drops up to MAX_SECRETS)."""
+        def reply_of(held):
+            """The ``get`` reply of a held secret (a string's bytearray, or an Entry)."""
+            return held if held.__class__ is bytearray else held.reply
+        #
+
+        def same(held, other):
+            """Constant-time: the same value (a string never equals a structured secret)."""
+            return held.__class__ is other.__class__ and _compare(reply_of(held), reply_of(other))
+        #
+
+        def wipe_entries(entries):
+            """Zero every held secret's buffers."""
             zeros = ZEROS
-            for entry in entries:
-                reply = entry.reply
-                if entry.fields is None and len(reply) <= _ZERO_SIZE:
-                    reply[:] = zeros[:len(reply)]
+            for held in entries:
+                if held.__class__ is bytearray and len(held) <= _ZERO_SIZE:
+                    held[:] = zeros[:len(held)]     # zero() inlined: a push drops up to MAX_SECRETS
+                elif held.__class__ is bytearray:
+                    zero(held)
                 else:
-                    entry.wipe()
+                    held.wipe()
         #
 
         def _structured(name, value):
@@ -5783,8 +5795,15 @@ that ranks first: the default source, then the others in name order.
             return source
         #
 
+        def _names_valid(secrets):
+            """True when every key of ``secrets`` matches SECRET_NAME_PATTERN (False: check each to name the bad one)."""
+            lines = "\n".join(secrets)
+            # A name holding a newline would pass as two: the count of separators tells.
+            return _NAME_LINES.fullmatch(lines) is not None and lines.count("\n") == len(secrets) - 1
+        #
+
         def prepare(secrets):
-            """Validate a push's ``secrets`` and encode each value; {name: Entry} (wiped on failure).
+            """Validate a push's ``secrets`` and encode each value; {name: bytearray | Entry} (wiped on failure).
 
     Consumes ``secrets``: each value is overwritten as soon as its reply holds it, and
     on success the dict is emptied (what is left after a failure, the caller wipes).
@@ -5794,13 +5813,13 @@ that ranks first: the default source, then the others in name order.
             if len(secrets) > MAX_SECRETS:
                 raise AdminFail(E_PAYLOAD_TOO_LARGE, "at most %d secrets can be pushed" % MAX_SECRETS)
             entries = {}
-            fullmatch = SECRET_NAME_RE.fullmatch
+            fullmatch = None if not secrets or _names_valid(secrets) else SECRET_NAME_RE.fullmatch
             try:
                 for name, value in secrets.items():
-                    if fullmatch(name) is None:
+                    if fullmatch is not None and fullmatch(name) is None:
                         raise AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
                     if isinstance(value, str):
-                        entry = Entry(_reply(name, value) if value.isascii() else encode_value(name, value))
+                        entry = _reply(name, value) if value.isascii() else encode_value(name, value)
                     elif isinstance(value, dict):
                         for field, fval in value.items():
                             if not field or not isinstance(fval, str):
@@ -5810,12 +5829,11 @@ that ranks first: the default source, then the others in name order.
                     else:
                         raise AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
                     entries[name] = entry
-                    if len(entry.reply) > MAX_PROJECT_MESSAGE_BYTES:
+                    if len(reply_of(entry)) > MAX_PROJECT_MESSAGE_BYTES:
                         raise AdminFail(E_PAYLOAD_TOO_LARGE, "secret %s: its get reply would exceed %d bytes"
                                         % (name, MAX_PROJECT_MESSAGE_BYTES))
             except BaseException:
-                for entry in entries.values():
-                    entry.wipe()
+                wipe_entries(entries.values())
                 raise
             secrets.clear()
             return entries
@@ -5825,9 +5843,9 @@ that ranks first: the default source, then the others in name order.
             """Every source's entries, and the served union (``replies``/``fields`` by name)."""
 
             def __init__(self):
-                self.sources = {}       # source -> {name: Entry}
+                self.sources = {}       # source -> {name: bytearray | Entry}
                 self.loaded_at = {}     # source -> ISO time of its last push
-                self.served = {}        # name -> Entry: the union, by precedence
+                self.served = {}        # name -> bytearray | Entry: the union, by precedence
                 self.replies = {}       # name -> the served get reply (the hot path reads only this)
 
             def __len__(self):
@@ -5838,7 +5856,7 @@ that ranks first: the default source, then the others in name order.
 
             def field_reply(self, name, field):
                 held = self.served.get(name)
-                if held is None or not held.fields or not isinstance(field, str):
+                if held is None or held.__class__ is bytearray or not isinstance(field, str):
                     return None
                 return held.fields.get(field)
 
@@ -5847,7 +5865,7 @@ that ranks first: the default source, then the others in name order.
                 old = self.sources.get(source, {})
                 added = sorted(n for n in entries if n not in old)
                 removed = sorted(n for n in old if n not in entries)
-                changed = sorted(n for n in entries if n in old and not old[n].same(entries[n]))
+                changed = sorted(n for n in entries if n in old and not same(old[n], entries[n]))
                 return added, removed, changed
 
             def check_room(self, source, entries):
@@ -5868,7 +5886,8 @@ that ranks first: the default source, then the others in name order.
                     if held is None:
                         added.append(name)
                         new[name] = entry
-                    elif _compare(held.reply, entry.reply) and (held.fields is None) == (entry.fields is None):
+                    elif held.__class__ is bytearray and entry.__class__ is bytearray and _compare(held, entry) \
+                            or held.__class__ is Entry and same(held, entry):
                         unchanged.append(entry)
                         new[name] = held
                     else:
@@ -5887,8 +5906,8 @@ that ranks first: the default source, then the others in name order.
                     touched = self._reserve_only(new, added, removed, changed)
                 else:
                     touched = self._reserve(added + removed + changed)
-                _wipe_entries(unchanged)
-                _wipe_entries(dropped)
+                wipe_entries(unchanged)
+                wipe_entries(dropped)
                 added.sort()
                 removed.sort()
                 changed.sort()
@@ -5905,18 +5924,16 @@ that ranks first: the default source, then the others in name order.
                     dropped += held.values()
                     names.update(held)
                 touched = self._reserve(names)
-                _wipe_entries(dropped)
+                wipe_entries(dropped)
                 return len(dropped), touched
 
             def _reserve_only(self, held, added, removed, changed):
                 """``_reserve`` when no source but the one that holds ``held`` is left: no precedence to look up."""
                 served, replies = self.served, self.replies
-                for name in added:
-                    served[name] = entry = held[name]
-                    replies[name] = entry.reply
-                for name in changed:
-                    served[name] = entry = held[name]
-                    replies[name] = entry.reply
+                for names in (added, changed):
+                    for name in names:
+                        served[name] = entry = held[name]
+                        replies[name] = entry if entry.__class__ is bytearray else entry.reply
                 for name in removed:
                     served.pop(name, None)
                     replies.pop(name, None)
@@ -5936,7 +5953,7 @@ that ranks first: the default source, then the others in name order.
                         after = held.get(name)
                         if after is not None:
                             served[name] = after
-                            replies[name] = after.reply
+                            replies[name] = reply_of(after)
                             break
                     else:
                         after = None
@@ -6452,25 +6469,25 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1628, 211),
     ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1842, 216),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2061, 48),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2112, 336),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2451, 126),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2580, 63),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2646, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2694, 149),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2846, 450),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3299, 345),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3647, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4106, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4371, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4553, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4704, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4796, 142),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4941, 320),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5264, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5313, 267),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5583, 394),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5980, 299),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6282, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2112, 334),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2449, 126),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2578, 63),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2644, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2692, 149),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2844, 450),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3297, 345),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3645, 456),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4104, 262),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4369, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4551, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4702, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4794, 142),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4939, 320),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5262, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5311, 267),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5581, 413),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5997, 299),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6299, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
