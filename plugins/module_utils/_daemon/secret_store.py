@@ -239,17 +239,18 @@ def prepare(secrets):
             if fullmatch is not None and fullmatch(name) is None:
                 raise AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
             if isinstance(value, str):
-                entry = _reply(name, value) if value.isascii() else encode_value(name, value)
+                entries[name] = entry = _reply(name, value) if value.isascii() else encode_value(name, value)
+                size = len(entry)
             elif isinstance(value, dict):
                 for field, fval in value.items():
                     if not field or not isinstance(fval, str):
                         raise AdminFail(E_INVALID_PAYLOAD,
                                         "secret %s: a structured secret needs non-empty field names and string values" % name)
-                entry = _structured(name, value)
+                entries[name] = entry = _structured(name, value)
+                size = len(entry.reply)
             else:
                 raise AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
-            entries[name] = entry
-            if len(reply_of(entry)) > MAX_PROJECT_MESSAGE_BYTES:
+            if size > MAX_PROJECT_MESSAGE_BYTES:
                 raise AdminFail(E_PAYLOAD_TOO_LARGE, "secret %s: its get reply would exceed %d bytes"
                                 % (name, MAX_PROJECT_MESSAGE_BYTES))
     except BaseException:

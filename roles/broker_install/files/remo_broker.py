@@ -5819,17 +5819,18 @@ that ranks first: the default source, then the others in name order.
                     if fullmatch is not None and fullmatch(name) is None:
                         raise AdminFail(E_INVALID_PAYLOAD, "a secret name does not match %s" % SECRET_NAME_PATTERN)
                     if isinstance(value, str):
-                        entry = _reply(name, value) if value.isascii() else encode_value(name, value)
+                        entries[name] = entry = _reply(name, value) if value.isascii() else encode_value(name, value)
+                        size = len(entry)
                     elif isinstance(value, dict):
                         for field, fval in value.items():
                             if not field or not isinstance(fval, str):
                                 raise AdminFail(E_INVALID_PAYLOAD,
                                                 "secret %s: a structured secret needs non-empty field names and string values" % name)
-                        entry = _structured(name, value)
+                        entries[name] = entry = _structured(name, value)
+                        size = len(entry.reply)
                     else:
                         raise AdminFail(E_INVALID_PAYLOAD, "secret %s: value must be a string or an object of strings" % name)
-                    entries[name] = entry
-                    if len(reply_of(entry)) > MAX_PROJECT_MESSAGE_BYTES:
+                    if size > MAX_PROJECT_MESSAGE_BYTES:
                         raise AdminFail(E_PAYLOAD_TOO_LARGE, "secret %s: its get reply would exceed %d bytes"
                                         % (name, MAX_PROJECT_MESSAGE_BYTES))
             except BaseException:
@@ -6485,9 +6486,9 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4939, 320),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5262, 46),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5311, 267),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5581, 413),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5997, 299),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6299, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5581, 414),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5998, 299),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6300, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

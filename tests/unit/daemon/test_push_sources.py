@@ -193,3 +193,15 @@ def test_cli_push_and_clear_take_a_source(daemon):
     res = daemon.run_cli("clear", "--socket", daemon.admin_socket)
     assert res.returncode == 0, res.stderr
     assert daemon.status()["secret_count"] == 0
+
+
+@pytest.mark.parametrize("names", [["A\nB"], ["A", "B\nC"], ["A", ""], ["A\n"], ["A", "b-c"], ["A", "N" * 129]],
+                         ids=["newline", "newline-in-second", "empty", "trailing-newline", "dash", "too-long"])
+def test_push_with_a_bad_name_is_refused_whole(daemon, names):
+    """Names are checked all at once (one per line); a name holding a newline must not pass as two."""
+    push(daemon, {"A": "kept"})
+    reply = daemon.admin("push-creds", secrets=dict.fromkeys(names, "new-value"))
+    assert reply["ok"] is False and reply["code"] == "invalid_payload", reply
+    assert "does not match" in reply["message"]
+    assert served(daemon, "A") == "kept"
+    assert daemon.admin_ok("push-creds", secrets={"A": "v", "N" * 128: "w"})["secret_count"] == 2
