@@ -37,7 +37,7 @@ class Connection:
     """asyncio.Protocol for one client connection (admin when ``project`` is None).
 
     The complete lines of a read are handled in order and the replies go out in one
-    ``transport.write`` per REPLY_BATCH_BYTES.  A project answers at most
+    ``transport.write`` per REPLY_BATCH_BYTES.  A project answers about one share of
     PROJECT_TURN_REQUESTS requests per loop pass (project_turns.py): past that the
     connection keeps its unanswered lines in ``pending``, stops reading and waits for
     its project's next turn.  Output backpressure (docs/daemon.md#per-connection-memory):
@@ -216,11 +216,13 @@ class Connection:
                 index += 1
                 continue    # a bare newline is no request: no reply, no token, no idle reset
             if left <= 0:
+                turns.spend(project, allowed)
+                left = allowed = turns.left(project)
+            if left <= 0:
                 # This project's share of the pass is used: the rest waits for its next turn.
                 self.pending = (lines, index)
                 self.turn_waiting = True
                 turns.wait(self)
-                turns.spend(project, allowed)
                 self.transport.pause_reading()
                 if out:
                     self._write(out)

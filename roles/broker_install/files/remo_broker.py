@@ -4143,7 +4143,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             """asyncio.Protocol for one client connection (admin when ``project`` is None).
 
     The complete lines of a read are handled in order and the replies go out in one
-    ``transport.write`` per REPLY_BATCH_BYTES.  A project answers at most
+    ``transport.write`` per REPLY_BATCH_BYTES.  A project answers about one share of
     PROJECT_TURN_REQUESTS requests per loop pass (project_turns.py): past that the
     connection keeps its unanswered lines in ``pending``, stops reading and waits for
     its project's next turn.  Output backpressure (docs/daemon.md#per-connection-memory):
@@ -4322,11 +4322,13 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         index += 1
                         continue    # a bare newline is no request: no reply, no token, no idle reset
                     if left <= 0:
+                        turns.spend(project, allowed)
+                        left = allowed = turns.left(project)
+                    if left <= 0:
                         # This project's share of the pass is used: the rest waits for its next turn.
                         self.pending = (lines, index)
                         self.turn_waiting = True
                         turns.wait(self)
-                        turns.spend(project, allowed)
                         self.transport.pause_reading()
                         if out:
                             self._write(out)
@@ -5017,16 +5019,21 @@ own.  See docs/devcontainer.md for what this does and does not stop.
         # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
         # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
 
-        """Fair turns between projects: each answers at most PROJECT_TURN_REQUESTS requests per loop pass.
+        """Fair turns between projects: a project answers at most one share of requests per loop pass.
 
 One read can carry thousands of pipelined requests, and every connection of a project
 can have one.  Answering them all in the pass that read them made a neighbour's single
-request wait behind all of them (docs/daemon.md#fair-turns).  So the requests a project
-has answered are counted per event-loop pass; past its share, a connection keeps its
-unanswered lines, stops reading, and waits in its project's queue.  The next pass
-starts with ``_next_turn`` (scheduled with ``call_soon``, so it runs before that pass's
-reads): it gives every waiting project a fresh share and resumes its connections in
-arrival order, round-robin, until the share is used.
+request wait behind all of them (docs/daemon.md#fair-turns).  So the requests each
+project answers are counted; once a project has answered PROJECT_TURN_REQUESTS, a turn
+starts: the counts are cleared and ``_next_turn`` is queued with ``call_soon``, so it
+runs at the start of the next pass, before that pass's reads.  Until then a project
+that uses its share again keeps its unanswered lines on that connection, stops reading
+it, and waits in its project's queue; ``_next_turn`` clears the counts again and
+resumes the waiting connections of each project in arrival order, round-robin, until
+its share is used.  A pass thus answers fewer than two shares of one project (what it
+answered before the turn started, then one share), and exactly one share in every pass
+while a connection waits.  Counting without a turn costs nothing per pass: a client
+that sends one request at a time queues a turn once per share, not once per request.
 """
         #
         #
@@ -5049,13 +5056,13 @@ arrival order, round-robin, until the share is used.
                 self.deferred = 0       # times a connection waited for a turn (status)
 
             def left(self, project):
-                """Requests ``project`` may still answer in this pass."""
-                if not self.scheduled:
-                    # The first request of a pass: the counts so far belong to a finished pass.
-                    self.spent.clear()
-                    self.scheduled = True
-                    self.loop.call_soon(self._next_turn)
-                return PROJECT_TURN_REQUESTS - self.spent.get(project, 0)
+                """Requests ``project`` may still answer in this pass (a turn starts when its share is used)."""
+                spent = self.spent.get(project, 0)
+                if spent >= PROJECT_TURN_REQUESTS and not self.scheduled:
+                    # Its count may span many passes: start a turn, counted from now.
+                    self._start_turn()
+                    spent = 0
+                return PROJECT_TURN_REQUESTS - spent
 
             def spend(self, project, used):
                 self.spent[project] = self.spent.get(project, 0) + used
@@ -5068,16 +5075,23 @@ arrival order, round-robin, until the share is used.
                     queue = self.waiting[conn.project] = collections.deque()
                 queue.append(conn)
 
-            def _next_turn(self):
-                self.scheduled = False
+            def _start_turn(self):
                 self.spent.clear()
+                self.scheduled = True
+                self.loop.call_soon(self._next_turn)
+
+            def _next_turn(self):
                 waiting, self.waiting = self.waiting, {}
+                if waiting:
+                    self._start_turn()      # this pass's counts; the next turn resumes what waits again
+                else:
+                    self.spent.clear()
+                    self.scheduled = False
                 for project, queue in waiting.items():
                     while queue:
-                        if self.scheduled and self.spent.get(project, 0) >= PROJECT_TURN_REQUESTS:
+                        if self.spent.get(project, 0) >= PROJECT_TURN_REQUESTS:
                             # Its share of this pass is used: the rest keep their place for the next.
-                            rest = self.waiting.get(project)
-                            queue.extend(rest or ())
+                            queue.extend(self.waiting.get(project) or ())
                             self.waiting[project] = queue
                             break
                         queue.popleft().resume_turn()
@@ -6484,18 +6498,18 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2847, 450),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3300, 345),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3648, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4107, 323),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4433, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4615, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4766, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4858, 152),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m18', 5013, 71),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m19', 5087, 257),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m20', 5347, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m21', 5396, 263),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m22', 5662, 315),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m23', 5980, 323),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m24', 6306, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4107, 325),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4435, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4617, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4768, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4860, 152),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m18', 5015, 83),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m19', 5101, 257),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m20', 5361, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m21', 5410, 263),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m22', 5676, 315),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m23', 5994, 323),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m24', 6320, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
