@@ -204,8 +204,8 @@ class Connection:
         limit = self.limit
         if project is not None:
             turns = self.broker.turns
-            left = turns.left(project)
-            allowed = left
+            spent = turns.spent
+            left = allowed = turns.left(project)
         else:
             turns = None
             left = allowed = len(lines)
@@ -216,7 +216,7 @@ class Connection:
                 index += 1
                 continue    # a bare newline is no request: no reply, no token, no idle reset
             if left <= 0:
-                turns.spend(project, allowed)
+                spent[project] = spent.get(project, 0) + allowed
                 left = allowed = turns.left(project)
             if left <= 0:
                 # This project's share of the pass is used: the rest waits for its next turn.
@@ -226,7 +226,8 @@ class Connection:
                 self.transport.pause_reading()
                 if out:
                     self._write(out)
-                self._pump_audit()
+                if len(self.broker.audit.queue) >= AUDIT_BATCH:
+                    self.broker.audit.pump()
                 return
             index += 1
             left -= 1
@@ -251,7 +252,7 @@ class Connection:
                 if size >= REPLY_BATCH_BYTES:
                     if not self._write(out) or self.output_paused:
                         if turns is not None:
-                            turns.spend(project, allowed - left)
+                            spent[project] = spent.get(project, 0) + allowed - left
                         if not self.closed and index < count:
                             # Keep the unanswered lines (at most one read) until the client reads.
                             self.pending = (lines, index)
@@ -260,21 +261,18 @@ class Connection:
                     out = []
                     size = 0
         if turns is not None:
-            turns.spend(project, allowed - left)
+            spent[project] = spent.get(project, 0) + allowed - left
         if not self.held and len(self.buf) > limit:
             self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
             return
         if out:
             self._write(out)
-        self._pump_audit()
-        if self.broker.draining and not self.watching and not self.buf:
-            self.closed = True
-            self.transport.close()
-
-    def _pump_audit(self):
         audit = self.broker.audit
         if len(audit.queue) >= AUDIT_BATCH:
             audit.pump()
+        if self.broker.draining and not self.watching and not self.buf:
+            self.closed = True
+            self.transport.close()
 
     def _write(self, out):
         """Send ``out`` (reply lines); False when that passed the hard limit and closed."""

@@ -50,9 +50,6 @@ class ProjectTurns:
             spent = 0
         return PROJECT_TURN_REQUESTS - spent
 
-    def spend(self, project, used):
-        self.spent[project] = self.spent.get(project, 0) + used
-
     def wait(self, conn):
         """``conn`` used its project's share with lines left: resume it in a later pass."""
         self.deferred += 1

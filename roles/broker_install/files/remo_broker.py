@@ -4310,8 +4310,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 limit = self.limit
                 if project is not None:
                     turns = self.broker.turns
-                    left = turns.left(project)
-                    allowed = left
+                    spent = turns.spent
+                    left = allowed = turns.left(project)
                 else:
                     turns = None
                     left = allowed = len(lines)
@@ -4322,7 +4322,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         index += 1
                         continue    # a bare newline is no request: no reply, no token, no idle reset
                     if left <= 0:
-                        turns.spend(project, allowed)
+                        spent[project] = spent.get(project, 0) + allowed
                         left = allowed = turns.left(project)
                     if left <= 0:
                         # This project's share of the pass is used: the rest waits for its next turn.
@@ -4332,7 +4332,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         self.transport.pause_reading()
                         if out:
                             self._write(out)
-                        self._pump_audit()
+                        if len(self.broker.audit.queue) >= AUDIT_BATCH:
+                            self.broker.audit.pump()
                         return
                     index += 1
                     left -= 1
@@ -4357,7 +4358,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         if size >= REPLY_BATCH_BYTES:
                             if not self._write(out) or self.output_paused:
                                 if turns is not None:
-                                    turns.spend(project, allowed - left)
+                                    spent[project] = spent.get(project, 0) + allowed - left
                                 if not self.closed and index < count:
                                     # Keep the unanswered lines (at most one read) until the client reads.
                                     self.pending = (lines, index)
@@ -4366,21 +4367,18 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                             out = []
                             size = 0
                 if turns is not None:
-                    turns.spend(project, allowed - left)
+                    spent[project] = spent.get(project, 0) + allowed - left
                 if not self.held and len(self.buf) > limit:
                     self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
                     return
                 if out:
                     self._write(out)
-                self._pump_audit()
-                if self.broker.draining and not self.watching and not self.buf:
-                    self.closed = True
-                    self.transport.close()
-
-            def _pump_audit(self):
                 audit = self.broker.audit
                 if len(audit.queue) >= AUDIT_BATCH:
                     audit.pump()
+                if self.broker.draining and not self.watching and not self.buf:
+                    self.closed = True
+                    self.transport.close()
 
             def _write(self, out):
                 """Send ``out`` (reply lines); False when that passed the hard limit and closed."""
@@ -5063,9 +5061,6 @@ that sends one request at a time queues a turn once per share, not once per requ
                     self._start_turn()
                     spent = 0
                 return PROJECT_TURN_REQUESTS - spent
-
-            def spend(self, project, used):
-                self.spent[project] = self.spent.get(project, 0) + used
 
             def wait(self, conn):
                 """``conn`` used its project's share with lines left: resume it in a later pass."""
@@ -6498,18 +6493,18 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2847, 450),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3300, 345),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3648, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4107, 325),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4435, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4617, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4768, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4860, 152),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m18', 5015, 83),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m19', 5101, 257),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m20', 5361, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m21', 5410, 263),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m22', 5676, 315),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m23', 5994, 323),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m24', 6320, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4107, 323),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4433, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4615, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4766, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4858, 152),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m18', 5013, 80),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m19', 5096, 257),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m20', 5356, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m21', 5405, 263),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m22', 5671, 315),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m23', 5989, 323),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m24', 6315, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
