@@ -181,5 +181,6 @@ def main():
         with open(args.json, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
 
+
 if __name__ == "__main__":
     main()
