@@ -5,7 +5,8 @@
 
 Not a test: run it by hand (numbers go to docs/benchmarks.md).
 
-    .venv/bin/python benchmarks/bench_audit_isolation.py [--requests 2000] [--json FILE]
+    .venv/bin/python benchmarks/bench_audit_isolation.py [--requests 2000] [--rounds 1] [--json FILE]
+                                                         [--daemon PATH|git:REV ...]
 
 For each flood, a fresh daemon (the role's remo_broker.py, through the test harness)
 with projects ``a`` and ``b``; B sends ``--requests`` sequential gets on one connection
@@ -18,6 +19,11 @@ B's idle p99 measured on the same daemon just before.  Floods:
   the daemon answers (one audit line each: the writer's backlog is A's).
 
 Also reported: the daemon's peak RSS (VmHWM) and the audit lines written per flood.
+
+``--daemon`` (repeatable: a file, or ``git:REV`` for the role's file at that commit)
+compares daemons: each round runs every flood on each daemon in turn, so a noisy machine
+weighs on all of them alike; ``--rounds`` repeats that and the median of each figure is
+reported per daemon and flood.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from checkout_path import add_checkout_to_path  # noqa: E402  pylint: disable=wr
 
 add_checkout_to_path()
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.remo.broker.tests.unit.broker_harness import DAEMON, Daemon  # noqa: E402  pylint: disable=wrong-import-position
+from bench_daemon import resolve_daemon  # noqa: E402  pylint: disable=wrong-import-position
 
 GET = b'{"op":"get","name":"TOKEN"}\n'
 
@@ -94,9 +101,9 @@ def _vm_hwm_kib(pid):
     return None
 
 
-def run_point(name, rate_limit, requests):
+def run_point(name, rate_limit, requests, daemon=None):
     base = tempfile.mkdtemp(prefix="rbiso", dir="/tmp")
-    broker = Daemon(base, rate_limit=rate_limit).start()
+    broker = Daemon(base, rate_limit=rate_limit, daemon=daemon).start()
     try:
         for project in ("a", "b"):
             broker.add_project(project, ("TOKEN",))
@@ -130,14 +137,44 @@ def run_point(name, rate_limit, requests):
         broker.stop()
 
 
+FLOODS = (("rate_limited", None), ("audit_volume", 0))
+
+
+def _median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="B's sequential gets per measurement")
+    parser.add_argument("--rounds", type=int, default=1, help="times every flood runs on every daemon (medians)")
+    parser.add_argument("--daemon", action="append", default=None,
+                        help="daemon file or git:REV (repeatable; default: the role's remo_broker.py)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
-    results = {"load_average": os.getloadavg(), "cpus": os.cpu_count(),
-               "points": [run_point("rate_limited", None, args.requests),
-                          run_point("audit_volume", 0, args.requests)]}
+    base = tempfile.mkdtemp(prefix="rbisod", dir="/tmp")
+    specs = args.daemon or [DAEMON]
+    daemons = [(spec, resolve_daemon(spec, base)) for spec in specs]
+    runs = {(spec, flood): [] for spec in specs for flood, _rate in FLOODS}
+    load_start = os.getloadavg()
+    for _round in range(args.rounds):
+        for flood, rate_limit in FLOODS:
+            for spec, path in daemons:
+                runs[(spec, flood)].append(run_point(flood, rate_limit, args.requests, path))
+    points = []
+    for (spec, flood), samples in runs.items():
+        point = {"daemon": spec, "flood": flood, "rounds": len(samples)}
+        for key, value in samples[0].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                point[key] = _median([s[key] for s in samples])
+        point["p99_ratio_each"] = [s["p99_ratio"] for s in samples]
+        points.append(point)
+    results = {"load_average_start": load_start, "load_average_end": os.getloadavg(), "cpus": os.cpu_count(),
+               "points": points}
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

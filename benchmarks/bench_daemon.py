@@ -7,7 +7,7 @@ Not a test: run it by hand on an otherwise idle machine.
 
     .venv/bin/python benchmarks/bench_daemon.py [--duration 5] [--json benchmarks/results/bench_daemon.json]
                                                 [--py-spy DIR]   # also profile the daemon under load
-    .venv/bin/python benchmarks/bench_daemon.py --ab-load git:REV [--rounds 7]   # interleaved A/B throughput
+    .venv/bin/python benchmarks/bench_daemon.py --ab-load git:REV [--rounds 7] [--ab-depth 1]   # interleaved A/B throughput
     .venv/bin/python benchmarks/bench_daemon.py --ab-push git:REV [--rounds 7]   # interleaved A/B push-creds
 
 What it measures (the daemon runs with its audit log enabled, as in production, and
@@ -435,7 +435,8 @@ def _spread(values):
             "q1": pct(values, 25), "q3": pct(values, 75), "n": len(values)}
 
 
-def bench_ab_load(base, other, rounds=7, duration=3.0, warmup=0.5, clients=(1, 8, 64), workers=2, n_projects=8):
+def bench_ab_load(base, other, rounds=7, duration=3.0, warmup=0.5, clients=(1, 8, 64), workers=2, n_projects=8,
+                  depth=1):
     """Throughput of the role's daemon (B) and ``other`` (A) under the same load, interleaved.
 
     Both daemons and the streams echo run for the whole benchmark.  Every round measures,
@@ -456,9 +457,9 @@ def bench_ab_load(base, other, rounds=7, duration=3.0, warmup=0.5, clients=(1, 8
                 nworkers = min(workers, n)
                 point = {}
                 for label in order:
-                    e = run_multi([echo.path] * n, 1, nworkers, warmup, duration, [echo.pid])
+                    e = run_multi([echo.path] * n, depth, nworkers, warmup, duration, [echo.pid])
                     _broker, paths, pids = daemons[label]
-                    d = run_multi(paths[:n], 1, nworkers, warmup, duration, pids)
+                    d = run_multi(paths[:n], depth, nworkers, warmup, duration, pids)
                     point[label] = {"rps": d["throughput_rps"], "echo_rps": e["throughput_rps"],
                                     "ratio": d["throughput_rps"] / e["throughput_rps"],
                                     "p99_us": d["p99_us"], "errors": d["errors"],
@@ -501,7 +502,8 @@ def render_ab_load(res):
         m["nproc"], m["cpu"] or "cpu?", m["python"], m["commit"],
         "/".join("%.1f" % x for x in res["load_average_at_start"]),
         "/".join("%.1f" % x for x in res["load_average_at_end"]), res["args"]["rounds"], res["args"]["duration"]),
-        "A = %s, B = %s; ratios are median (min-max) over the rounds" % (res["a"], res["b"]), "",
+        "A = %s, B = %s; %d request(s) in flight per connection; ratios are median (min-max) over the rounds"
+        % (res["a"], res["b"], res["args"].get("ab_depth", 1)), "",
         "| clients | A × streams echo | B × streams echo | B / A | A req/s | B req/s | "
         "A CPU/req | B CPU/req | B / A CPU/req |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
@@ -640,6 +642,7 @@ def main(argv=None):
                         help="only compare push-creds of 1,000 secrets (wall p50 and the serving process's CPU per "
                              "push) with another daemon file (A) in interleaved rounds; OTHER_DAEMON as for --ab-load")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of --ab-load/--ab-push (median and range reported)")
+    parser.add_argument("--ab-depth", type=int, default=1, help="requests in flight per connection in --ab-load")
     parser.add_argument("--baselines", default=",".join(BASELINES),
                         type=lambda v: tuple(x for x in v.split(",") if x),
                         help="comma-separated baselines measured in the same run: streams (the canonical "
@@ -678,7 +681,7 @@ def main(argv=None):
                "b": args.daemon or "roles/broker_install/files/remo_broker.py",
                "load_average_at_start": os.getloadavg()}
         res.update(bench_ab_load(base, other, rounds=args.rounds, duration=args.duration, warmup=args.warmup,
-                                 workers=args.workers, n_projects=args.projects))
+                                 workers=args.workers, n_projects=args.projects, depth=args.ab_depth))
         res["load_average_at_end"] = os.getloadavg()
         shutil.rmtree(base, ignore_errors=True)
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -93,6 +93,7 @@ PROJECT_OUTPUT_HARD_LIMIT = 524288     # unsent bytes that close a project conne
 # Unsent bytes that close an admin connection: room for the largest reply a client takes.
 ADMIN_OUTPUT_HARD_LIMIT = MAX_REPLY_BYTES + OUTPUT_HIGH_WATER + REPLY_BATCH_BYTES
 READ_CHUNK_BYTES = 262144              # asyncio's largest single read
+PROJECT_TURN_REQUESTS = 32             # requests one project has answered per event-loop pass (project_turns.py)
 
 # ---------------------------------------------------------------------------
 # Names

@@ -36,15 +36,17 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
 class Connection:
     """asyncio.Protocol for one client connection (admin when ``project`` is None).
 
-    Every complete line in one ``data_received`` is handled in order and the replies
-    go out in one ``transport.write`` per REPLY_BATCH_BYTES. Output backpressure
-    (docs/daemon.md#per-connection-memory): past OUTPUT_HIGH_WATER unsent bytes the
-    connection stops reading and keeps its unanswered lines until the client reads;
-    past the hard limit it is closed.
+    The complete lines of a read are handled in order and the replies go out in one
+    ``transport.write`` per REPLY_BATCH_BYTES.  A project answers about one share of
+    PROJECT_TURN_REQUESTS requests per loop pass (project_turns.py): past that the
+    connection keeps its unanswered lines in ``pending``, stops reading and waits for
+    its project's next turn.  Output backpressure (docs/daemon.md#per-connection-memory):
+    past OUTPUT_HIGH_WATER unsent bytes the connection stops reading and keeps its
+    unanswered lines until the client reads; past the hard limit it is closed.
     """
 
     __slots__ = ("broker", "project", "transport", "buf", "limit", "pid", "uid", "peer", "last", "watching", "closed",
-                 "admitted", "held", "output_paused", "hard_limit")
+                 "admitted", "held", "output_paused", "hard_limit", "pending", "turn_waiting")
 
     def __init__(self, broker, project):
         self.broker = broker
@@ -60,8 +62,10 @@ class Connection:
         self.watching = False
         self.closed = False
         self.admitted = False
-        self.held = False           # buf holds complete lines waiting for output room
+        self.held = False           # buf holds complete lines read while ``pending`` or output waited
         self.output_paused = False
+        self.pending = None         # (lines, index): lines of a read not answered yet
+        self.turn_waiting = False   # in its project's queue for the next turn
 
     # asyncio.Protocol interface (duck-typed: asyncio only calls these methods)
     def connection_made(self, transport):
@@ -131,15 +135,34 @@ class Connection:
 
     def resume_writing(self):
         self.output_paused = False
-        if self.closed:
+        self.resume()
+
+    def resume_turn(self):
+        """Its project's next turn (project_turns.py)."""
+        self.turn_waiting = False
+        self.resume()
+
+    def reading_blocked(self):
+        """Why nothing more is read or answered now: output room, a turn, audit backpressure."""
+        return self.closed or self.output_paused or self.turn_waiting or (
+            self.project is not None and self.project.name in self.broker.audit.paused_projects)
+
+    def resume(self):
+        """Answer the lines kept while reading was paused, then read again, unless still blocked."""
+        if self.reading_blocked():
             return
+        if self.pending is not None:
+            lines, index = self.pending
+            self.pending = None
+            self._answer(lines, index)
+            if self.reading_blocked() or self.pending is not None:
+                return
         if self.held:
             held, self.buf, self.held = self.buf, b"", False
             self.data_received(held)
-            if self.closed or self.output_paused:
+            if self.reading_blocked() or self.pending is not None:
                 return
-        if not (self.project is not None and self.project.name in self.broker.audit.paused_projects):
-            self.transport.resume_reading()
+        self.transport.resume_reading()
 
     def eof_received(self):
         return False
@@ -147,8 +170,8 @@ class Connection:
     def data_received(self, data):
         if self.closed:
             return
-        if self.held or self.output_paused:
-            # Reading was resumed elsewhere (audit backpressure) while output waits.
+        if self.pending is not None or self.output_paused:
+            # Reading was paused after this read was under way: keep it for resume().
             self.buf += data
             self.held = self.held or b"\n" in data
             self.transport.pause_reading()
@@ -162,17 +185,52 @@ class Connection:
                 return
             self.buf = buf
             return
+        if self.project is not None and b"\n\n" in buf:
+            # Runs of bare newlines are no requests: drop them at C speed, not one loop turn each
+            # (project lines carry names only; an admin read is never copied: it is wiped).
+            while b"\n\n\n\n" in buf:
+                buf = buf.replace(b"\n\n\n\n", b"\n")
+            buf = buf.replace(b"\n\n", b"\n")
         lines = buf.split(b"\n")
         self.buf = lines.pop()
+        self._answer(lines, 0)
+
+    def _answer(self, lines, index):
+        """Handle ``lines[index:]``: all of them, or up to this project's share of the pass."""
         out = []
         size = 0
-        handler = self.broker.handle_project if self.project is not None else self.broker.handle_admin
+        project = self.project
+        handler = self.broker.handle_project if project is not None else self.broker.handle_admin
         limit = self.limit
-        index = 0
-        for line in lines:
-            index += 1
+        if project is not None:
+            turns = self.broker.turns
+            spent = turns.spent
+            left = allowed = turns.left(project)
+        else:
+            turns = None
+            left = allowed = len(lines)
+        count = len(lines)
+        while index < count:
+            line = lines[index]
             if not line:
+                index += 1
                 continue    # a bare newline is no request: no reply, no token, no idle reset
+            if left <= 0:
+                spent[project] = spent.get(project, 0) + allowed
+                left = allowed = turns.left(project)
+            if left <= 0:
+                # This project's share of the pass is used: the rest waits for its next turn.
+                self.pending = (lines, index)
+                self.turn_waiting = True
+                turns.wait(self)
+                self.transport.pause_reading()
+                if out:
+                    self._write(out)
+                if len(self.broker.audit.queue) >= AUDIT_BATCH:
+                    self.broker.audit.pump()
+                return
+            index += 1
+            left -= 1
             if len(line) > limit:
                 self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
                 return
@@ -193,15 +251,18 @@ class Connection:
                 size += len(reply)
                 if size >= REPLY_BATCH_BYTES:
                     if not self._write(out) or self.output_paused:
-                        if not self.closed and index < len(lines):
+                        if turns is not None:
+                            spent[project] = spent.get(project, 0) + allowed - left
+                        if not self.closed and index < count:
                             # Keep the unanswered lines (at most one read) until the client reads.
-                            lines.append(self.buf)
-                            self.buf = b"\n".join(lines[index:])
-                            self.held = True
+                            self.pending = (lines, index)
+                            self.transport.pause_reading()
                         return
                     out = []
                     size = 0
-        if len(self.buf) > limit:
+        if turns is not None:
+            spent[project] = spent.get(project, 0) + allowed - left
+        if not self.held and len(self.buf) > limit:
             self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
             return
         if out:

@@ -56,8 +56,7 @@ class ProjectRequests:
                 project.counters["rate_limited"] += 1
                 retry = round((1.0 - tokens) / self.rate, 3) or 0.001
                 self.audit.emit_repeatable("request", project.name, E_RATE_LIMITED, DECISION_DENY, conn.peer, t0)
-                return err(E_RATE_LIMITED, "rate limit of %g requests/s exceeded for project %s" % (self.rate, project.name),
-                           extra={"retry_after_seconds": retry})
+                return self._rate_limited_reply(project.name, retry)
             project.tokens = tokens - 1.0
         req = self.req_cache.get(line)
         if req is None:
@@ -108,6 +107,17 @@ class ProjectRequests:
         if not isinstance(op, str):
             raise self._project_protocol_error(conn, "request has no string 'op'", t0)
         raise self._project_protocol_error(conn, "unknown op for a project socket", t0)
+
+    def _rate_limited_reply(self, name, retry):
+        """The ``rate_limited`` reply: a flood gets one per request, so only the number is formatted."""
+        head = self.rate_limited_heads.get(name)
+        if head is None:
+            if len(self.rate_limited_heads) >= REQ_CACHE_ENTRIES:
+                self.rate_limited_heads.clear()
+            whole = err(E_RATE_LIMITED, "rate limit of %g requests/s exceeded for project %s" % (self.rate, name),
+                        extra={"retry_after_seconds": 0.0})
+            head = self.rate_limited_heads[name] = whole[:whole.rindex(b":") + 1]
+        return b"%s%s}\n" % (head, repr(retry).encode("ascii"))
 
     def _parse_project(self, conn, line, t0):
         """Parse a project request line (None for a blank line); cache flat string-valued ones."""

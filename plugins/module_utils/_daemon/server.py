@@ -29,6 +29,7 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.process import
     set_log_level,
 )
 from ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests import ProjectRequests
+from ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns import ProjectTurns
 from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Registry
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import err
 from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import harden_memory
@@ -86,6 +87,8 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         # raw project request line -> parsed request, for flat objects of short strings only
         # (project lines carry names, never values; admin lines are never cached)
         self.req_cache = {}
+        self.rate_limited_heads = {}    # project name -> its rate_limited reply up to the retry_after number
+        self.turns = ProjectTurns()
 
     def _audit_pressure(self, name, paused):
         """Project ``name`` is over its share of the audit backlog: stop reading its connections."""
@@ -94,8 +97,8 @@ class Broker(Registry, ProjectRequests, AdminRequests):
             if not conn.closed and conn.transport is not None:
                 if paused:
                     conn.transport.pause_reading()
-                elif not conn.output_paused:    # its own unsent replies keep it paused
-                    conn.transport.resume_reading()
+                else:
+                    conn.resume()    # unless its own unsent replies or its turn keep it paused
 
     def _audit_health(self):
         sd_notify("STATUS=%s" % self._status_line())
@@ -115,6 +118,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         import asyncio
         import signal
         self.loop = loop = asyncio.get_running_loop()
+        self.turns.loop = loop
         loop.set_exception_handler(self._loop_exception)
         self.started = time.monotonic()
         self.audit.attach(loop, self._audit_pressure, self.projects)
@@ -191,7 +195,7 @@ class Broker(Registry, ProjectRequests, AdminRequests):
             elif project.sock is not None:
                 project.sock.close()
         for conn in list(self.conns):
-            if conn.watching or not conn.buf:
+            if conn.watching or not (conn.buf or conn.pending):
                 conn.closed = True
                 if conn.transport is not None:
                     conn.transport.close()

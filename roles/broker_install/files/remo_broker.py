@@ -204,6 +204,7 @@ module-level side effects.
         # Unsent bytes that close an admin connection: room for the largest reply a client takes.
         ADMIN_OUTPUT_HARD_LIMIT = MAX_REPLY_BYTES + OUTPUT_HIGH_WATER + REPLY_BATCH_BYTES
         READ_CHUNK_BYTES = 262144              # asyncio's largest single read
+        PROJECT_TURN_REQUESTS = 32             # requests one project has answered per event-loop pass (project_turns.py)
 
         # ---------------------------------------------------------------------------
         # Names
@@ -4139,15 +4140,17 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         class Connection:
             """asyncio.Protocol for one client connection (admin when ``project`` is None).
 
-    Every complete line in one ``data_received`` is handled in order and the replies
-    go out in one ``transport.write`` per REPLY_BATCH_BYTES. Output backpressure
-    (docs/daemon.md#per-connection-memory): past OUTPUT_HIGH_WATER unsent bytes the
-    connection stops reading and keeps its unanswered lines until the client reads;
-    past the hard limit it is closed.
+    The complete lines of a read are handled in order and the replies go out in one
+    ``transport.write`` per REPLY_BATCH_BYTES.  A project answers about one share of
+    PROJECT_TURN_REQUESTS requests per loop pass (project_turns.py): past that the
+    connection keeps its unanswered lines in ``pending``, stops reading and waits for
+    its project's next turn.  Output backpressure (docs/daemon.md#per-connection-memory):
+    past OUTPUT_HIGH_WATER unsent bytes the connection stops reading and keeps its
+    unanswered lines until the client reads; past the hard limit it is closed.
     """
 
             __slots__ = ("broker", "project", "transport", "buf", "limit", "pid", "uid", "peer", "last", "watching", "closed",
-                         "admitted", "held", "output_paused", "hard_limit")
+                         "admitted", "held", "output_paused", "hard_limit", "pending", "turn_waiting")
 
             def __init__(self, broker, project):
                 self.broker = broker
@@ -4163,8 +4166,10 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.watching = False
                 self.closed = False
                 self.admitted = False
-                self.held = False           # buf holds complete lines waiting for output room
+                self.held = False           # buf holds complete lines read while ``pending`` or output waited
                 self.output_paused = False
+                self.pending = None         # (lines, index): lines of a read not answered yet
+                self.turn_waiting = False   # in its project's queue for the next turn
 
             # asyncio.Protocol interface (duck-typed: asyncio only calls these methods)
             def connection_made(self, transport):
@@ -4234,15 +4239,34 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
             def resume_writing(self):
                 self.output_paused = False
-                if self.closed:
+                self.resume()
+
+            def resume_turn(self):
+                """Its project's next turn (project_turns.py)."""
+                self.turn_waiting = False
+                self.resume()
+
+            def reading_blocked(self):
+                """Why nothing more is read or answered now: output room, a turn, audit backpressure."""
+                return self.closed or self.output_paused or self.turn_waiting or (
+                    self.project is not None and self.project.name in self.broker.audit.paused_projects)
+
+            def resume(self):
+                """Answer the lines kept while reading was paused, then read again, unless still blocked."""
+                if self.reading_blocked():
                     return
+                if self.pending is not None:
+                    lines, index = self.pending
+                    self.pending = None
+                    self._answer(lines, index)
+                    if self.reading_blocked() or self.pending is not None:
+                        return
                 if self.held:
                     held, self.buf, self.held = self.buf, b"", False
                     self.data_received(held)
-                    if self.closed or self.output_paused:
+                    if self.reading_blocked() or self.pending is not None:
                         return
-                if not (self.project is not None and self.project.name in self.broker.audit.paused_projects):
-                    self.transport.resume_reading()
+                self.transport.resume_reading()
 
             def eof_received(self):
                 return False
@@ -4250,8 +4274,8 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             def data_received(self, data):
                 if self.closed:
                     return
-                if self.held or self.output_paused:
-                    # Reading was resumed elsewhere (audit backpressure) while output waits.
+                if self.pending is not None or self.output_paused:
+                    # Reading was paused after this read was under way: keep it for resume().
                     self.buf += data
                     self.held = self.held or b"\n" in data
                     self.transport.pause_reading()
@@ -4265,17 +4289,52 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         return
                     self.buf = buf
                     return
+                if self.project is not None and b"\n\n" in buf:
+                    # Runs of bare newlines are no requests: drop them at C speed, not one loop turn each
+                    # (project lines carry names only; an admin read is never copied: it is wiped).
+                    while b"\n\n\n\n" in buf:
+                        buf = buf.replace(b"\n\n\n\n", b"\n")
+                    buf = buf.replace(b"\n\n", b"\n")
                 lines = buf.split(b"\n")
                 self.buf = lines.pop()
+                self._answer(lines, 0)
+
+            def _answer(self, lines, index):
+                """Handle ``lines[index:]``: all of them, or up to this project's share of the pass."""
                 out = []
                 size = 0
-                handler = self.broker.handle_project if self.project is not None else self.broker.handle_admin
+                project = self.project
+                handler = self.broker.handle_project if project is not None else self.broker.handle_admin
                 limit = self.limit
-                index = 0
-                for line in lines:
-                    index += 1
+                if project is not None:
+                    turns = self.broker.turns
+                    spent = turns.spent
+                    left = allowed = turns.left(project)
+                else:
+                    turns = None
+                    left = allowed = len(lines)
+                count = len(lines)
+                while index < count:
+                    line = lines[index]
                     if not line:
+                        index += 1
                         continue    # a bare newline is no request: no reply, no token, no idle reset
+                    if left <= 0:
+                        spent[project] = spent.get(project, 0) + allowed
+                        left = allowed = turns.left(project)
+                    if left <= 0:
+                        # This project's share of the pass is used: the rest waits for its next turn.
+                        self.pending = (lines, index)
+                        self.turn_waiting = True
+                        turns.wait(self)
+                        self.transport.pause_reading()
+                        if out:
+                            self._write(out)
+                        if len(self.broker.audit.queue) >= AUDIT_BATCH:
+                            self.broker.audit.pump()
+                        return
+                    index += 1
+                    left -= 1
                     if len(line) > limit:
                         self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
                         return
@@ -4296,15 +4355,18 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         size += len(reply)
                         if size >= REPLY_BATCH_BYTES:
                             if not self._write(out) or self.output_paused:
-                                if not self.closed and index < len(lines):
+                                if turns is not None:
+                                    spent[project] = spent.get(project, 0) + allowed - left
+                                if not self.closed and index < count:
                                     # Keep the unanswered lines (at most one read) until the client reads.
-                                    lines.append(self.buf)
-                                    self.buf = b"\n".join(lines[index:])
-                                    self.held = True
+                                    self.pending = (lines, index)
+                                    self.transport.pause_reading()
                                 return
                             out = []
                             size = 0
-                if len(self.buf) > limit:
+                if turns is not None:
+                    spent[project] = spent.get(project, 0) + allowed - left
+                if not self.held and len(self.buf) > limit:
                     self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
                     return
                 if out:
@@ -4849,8 +4911,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                         project.counters["rate_limited"] += 1
                         retry = round((1.0 - tokens) / self.rate, 3) or 0.001
                         self.audit.emit_repeatable("request", project.name, E_RATE_LIMITED, DECISION_DENY, conn.peer, t0)
-                        return err(E_RATE_LIMITED, "rate limit of %g requests/s exceeded for project %s" % (self.rate, project.name),
-                                   extra={"retry_after_seconds": retry})
+                        return self._rate_limited_reply(project.name, retry)
                     project.tokens = tokens - 1.0
                 req = self.req_cache.get(line)
                 if req is None:
@@ -4902,6 +4963,17 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                     raise self._project_protocol_error(conn, "request has no string 'op'", t0)
                 raise self._project_protocol_error(conn, "unknown op for a project socket", t0)
 
+            def _rate_limited_reply(self, name, retry):
+                """The ``rate_limited`` reply: a flood gets one per request, so only the number is formatted."""
+                head = self.rate_limited_heads.get(name)
+                if head is None:
+                    if len(self.rate_limited_heads) >= REQ_CACHE_ENTRIES:
+                        self.rate_limited_heads.clear()
+                    whole = err(E_RATE_LIMITED, "rate limit of %g requests/s exceeded for project %s" % (self.rate, name),
+                                extra={"retry_after_seconds": 0.0})
+                    head = self.rate_limited_heads[name] = whole[:whole.rindex(b":") + 1]
+                return b"%s%s}\n" % (head, repr(retry).encode("ascii"))
+
             def _parse_project(self, conn, line, t0):
                 """Parse a project request line (None for a blank line); cache flat string-valued ones."""
                 try:
@@ -4935,7 +5007,90 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
     # ------------------------------------------------------------------------
-    class _m18:  # plugins/module_utils/_daemon/registry.py
+    class _m18:  # plugins/module_utils/_daemon/project_turns.py
+        # -*- coding: utf-8 -*-
+        # Copyright (c) remo.broker contributors
+        # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+        #
+        # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+        # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+        """Fair turns between projects: a project answers at most one share of requests per loop pass.
+
+One read can carry thousands of pipelined requests, and every connection of a project
+can have one.  Answering them all in the pass that read them made a neighbour's single
+request wait behind all of them (docs/daemon.md#fair-turns).  So the requests each
+project answers are counted; once a project has answered PROJECT_TURN_REQUESTS, a turn
+starts: the counts are cleared and ``_next_turn`` is queued with ``call_soon``, so it
+runs at the start of the next pass, before that pass's reads.  Until then a project
+that uses its share again keeps its unanswered lines on that connection, stops reading
+it, and waits in its project's queue; ``_next_turn`` clears the counts again and
+resumes the waiting connections of each project in arrival order, round-robin, until
+its share is used.  A pass thus answers fewer than two shares of one project (what it
+answered before the turn started, then one share), and exactly one share in every pass
+while a connection waits.  Counting without a turn costs nothing per pass: a client
+that sends one request at a time queues a turn once per share, not once per request.
+"""
+        #
+        #
+
+        import collections
+
+        from ansible_collections.remo.broker.plugins.module_utils._protocol import PROJECT_TURN_REQUESTS
+        #
+
+        class ProjectTurns:
+            """The per-pass request counts of the projects, and the connections waiting for a turn."""
+
+            __slots__ = ("loop", "spent", "waiting", "scheduled", "deferred")
+
+            def __init__(self):
+                self.loop = None
+                self.spent = {}         # project -> requests answered in this pass
+                self.waiting = {}       # project -> deque of connections with unanswered lines, in arrival order
+                self.scheduled = False  # _next_turn is queued: ``spent`` belongs to this pass
+                self.deferred = 0       # times a connection waited for a turn (status)
+
+            def left(self, project):
+                """Requests ``project`` may still answer in this pass (a turn starts when its share is used)."""
+                spent = self.spent.get(project, 0)
+                if spent >= PROJECT_TURN_REQUESTS and not self.scheduled:
+                    # Its count may span many passes: start a turn, counted from now.
+                    self._start_turn()
+                    spent = 0
+                return PROJECT_TURN_REQUESTS - spent
+
+            def wait(self, conn):
+                """``conn`` used its project's share with lines left: resume it in a later pass."""
+                self.deferred += 1
+                queue = self.waiting.get(conn.project)
+                if queue is None:
+                    queue = self.waiting[conn.project] = collections.deque()
+                queue.append(conn)
+
+            def _start_turn(self):
+                self.spent.clear()
+                self.scheduled = True
+                self.loop.call_soon(self._next_turn)
+
+            def _next_turn(self):
+                waiting, self.waiting = self.waiting, {}
+                if waiting:
+                    self._start_turn()      # this pass's counts; the next turn resumes what waits again
+                else:
+                    self.spent.clear()
+                    self.scheduled = False
+                for project, queue in waiting.items():
+                    while queue:
+                        if self.spent.get(project, 0) >= PROJECT_TURN_REQUESTS:
+                            # Its share of this pass is used: the rest keep their place for the next.
+                            queue.extend(self.waiting.get(project) or ())
+                            self.waiting[project] = queue
+                            break
+                        queue.popleft().resume_turn()
+
+    # ------------------------------------------------------------------------
+    class _m19:  # plugins/module_utils/_daemon/registry.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5258,7 +5413,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 return load_manifest(manifest_path, expected_project=name)
 
     # ------------------------------------------------------------------------
-    class _m19:  # plugins/module_utils/_daemon/replies.py
+    class _m20:  # plugins/module_utils/_daemon/replies.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5307,7 +5462,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 self.project = project
 
     # ------------------------------------------------------------------------
-    class _m20:  # plugins/module_utils/_daemon/secret_memory.py
+    class _m21:  # plugins/module_utils/_daemon/secret_memory.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5577,7 +5732,7 @@ What none of this reaches is in docs/daemon.md ("Secret memory").
             return "unlimited" if soft == resource.RLIM_INFINITY else "%d bytes" % soft
 
     # ------------------------------------------------------------------------
-    class _m21:  # plugins/module_utils/_daemon/secret_store.py
+    class _m22:  # plugins/module_utils/_daemon/secret_store.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5994,7 +6149,7 @@ that ranks first: the default source, then the others in name order.
                 }
 
     # ------------------------------------------------------------------------
-    class _m22:  # plugins/module_utils/_daemon/server.py
+    class _m23:  # plugins/module_utils/_daemon/server.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -6026,6 +6181,7 @@ that ranks first: the default source, then the others in name order.
             set_log_level,
         )
         from ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests import ProjectRequests
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns import ProjectTurns
         from ansible_collections.remo.broker.plugins.module_utils._daemon.registry import Registry
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import err
         from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import harden_memory
@@ -6083,6 +6239,8 @@ that ranks first: the default source, then the others in name order.
                 # raw project request line -> parsed request, for flat objects of short strings only
                 # (project lines carry names, never values; admin lines are never cached)
                 self.req_cache = {}
+                self.rate_limited_heads = {}    # project name -> its rate_limited reply up to the retry_after number
+                self.turns = ProjectTurns()
 
             def _audit_pressure(self, name, paused):
                 """Project ``name`` is over its share of the audit backlog: stop reading its connections."""
@@ -6091,8 +6249,8 @@ that ranks first: the default source, then the others in name order.
                     if not conn.closed and conn.transport is not None:
                         if paused:
                             conn.transport.pause_reading()
-                        elif not conn.output_paused:    # its own unsent replies keep it paused
-                            conn.transport.resume_reading()
+                        else:
+                            conn.resume()    # unless its own unsent replies or its turn keep it paused
 
             def _audit_health(self):
                 sd_notify("STATUS=%s" % self._status_line())
@@ -6112,6 +6270,7 @@ that ranks first: the default source, then the others in name order.
                 import asyncio
                 import signal
                 self.loop = loop = asyncio.get_running_loop()
+                self.turns.loop = loop
                 loop.set_exception_handler(self._loop_exception)
                 self.started = time.monotonic()
                 self.audit.attach(loop, self._audit_pressure, self.projects)
@@ -6188,7 +6347,7 @@ that ranks first: the default source, then the others in name order.
                     elif project.sock is not None:
                         project.sock.close()
                 for conn in list(self.conns):
-                    if conn.watching or not conn.buf:
+                    if conn.watching or not (conn.buf or conn.pending):
                         conn.closed = True
                         if conn.transport is not None:
                             conn.transport.close()
@@ -6296,7 +6455,7 @@ that ranks first: the default source, then the others in name order.
             return EXIT_OK
 
     # ------------------------------------------------------------------------
-    class _m23:  # plugins/module_utils/_daemon/sockets.py
+    class _m24:  # plugins/module_utils/_daemon/sockets.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -6465,30 +6624,31 @@ symlink to the socket for host-side tools.
 
 
 _MODULES = (
-    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 206),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 321, 1304),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1628, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1842, 216),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2061, 48),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2112, 334),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2449, 126),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2578, 63),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2644, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2692, 149),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2844, 450),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3297, 345),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3645, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4104, 262),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4369, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4551, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4702, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4794, 142),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m18', 4939, 320),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m19', 5262, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m20', 5311, 267),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m21', 5581, 414),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m22', 5998, 299),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m23', 6300, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 207),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 322, 1304),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1629, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1843, 216),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2062, 48),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2113, 334),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2450, 126),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2579, 63),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2645, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2693, 149),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2845, 450),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3298, 345),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3646, 456),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4105, 323),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4431, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4613, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4764, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4856, 152),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m18', 5011, 80),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m19', 5094, 320),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m20', 5417, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m21', 5466, 267),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m22', 5736, 414),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m23', 6153, 303),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m24', 6459, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

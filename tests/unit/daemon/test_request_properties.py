@@ -324,10 +324,34 @@ def test_live_specific_hostile_requests(live, payload, code):
 # ---------------------------------------------------------------------------
 # IN-PROCESS: the daemon's protocol object fed directly
 # ---------------------------------------------------------------------------
+class FakeLoop:
+    """The only loop call a connection makes: ``call_soon`` of its project's next turn."""
+
+    def __init__(self):
+        self.ready = []
+
+    def call_soon(self, callback, *args):
+        self.ready.append((callback, args))
+
+    def run_passes(self):
+        """Run the queued callbacks, and what they queue, as the following loop passes would."""
+        while self.ready:
+            ready, self.ready = self.ready, []
+            for callback, args in ready:
+                callback(*args)
+
+
 class FakeTransport:
     def __init__(self):
         self.out = []
         self.closed = False
+        self.reading = True
+
+    def pause_reading(self):
+        self.reading = False
+
+    def resume_reading(self):
+        self.reading = True
 
     def write(self, data):
         assert not self.closed, "write after close"
@@ -357,6 +381,7 @@ class InProc:
             "serve", "--run-dir", os.path.join(base, "run"), "--state-dir", os.path.join(base, "state"),
             "--audit-log", os.path.join(base, "audit.jsonl"), "--rate-limit", "0"]), DAEMON)
         self.broker.started = time.monotonic()
+        self.loop = self.broker.turns.loop = FakeLoop()
         path = write_manifest(os.path.join(base, "projects", PROJECT), PROJECT, ALLOWED)
         self.project = Project(PROJECT, path, os.getuid(), os.path.join(base, "run"))
         self.project.apply_manifest(self.broker.load_project_manifest(PROJECT, self.project.manifest_path))
@@ -385,6 +410,8 @@ class InProc:
                 break
             before = len(transport.out)
             conn.data_received(chunk)
+            self.loop.run_passes()      # the turns of a read past its project's share
+            assert transport.reading or transport.closed or conn.output_paused
             writes.append(len(transport.out) - before)
         self.broker.audit.queue.clear()  # no writer process here
         return b"".join(transport.out), transport.closed, writes
