@@ -12,6 +12,7 @@
 #   images   local container images for Molecule, built from Debian packages and
 #            cached by a hash of their recipe (no registry is needed)
 #   hcloud   the server image of the Hetzner Cloud API stand-in (sshd, cloud-init)
+#   hcloud_installed  that image on the instance image, with what instance_base installs
 #   sanity   what `ansible-test sanity` needs to run offline
 #   devcontainer  an instance image with Node, the pinned @devcontainers/cli and gcc,
 #            and a project image without Python (each cached by its own recipe)
@@ -36,7 +37,7 @@ for arg in "$@"; do
   case "$arg" in
     --relock) relock=1 ;;
     --skip-*) skip+="${arg#--skip-} " ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) die "unknown argument: $arg" ;;
   esac
 done
@@ -369,6 +370,37 @@ step_hcloud() {
 }
 # --- end hcloud ---------------------------------------------------------------
 
+# --- hcloud installed server image ------------------------------------------
+# The stand-in's servers in the end-to-end test boot from this one: the hcloud server
+# image's cloud-init setup on the instance image (Docker, Node, the pinned devcontainer
+# CLI), plus every package in the instance_base role's defaults, so that role finds its
+# install work done and converges.  The test's plain SSH host keeps the bare image and
+# installs everything from scratch.
+build_hcloud_installed() {
+  local hash=$1 packages=$2 ctx="$CACHE/hcloud-installed-context"
+  mkdir -p "$ctx"
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $IMAGE_PREFIX/debian-devcontainer-cli:bookworm
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+      openssh-server cloud-init $packages >/dev/null \\
+    && apt-get clean && rm -rf /var/lib/apt/lists/* \\
+    && rm -f /etc/ssh/ssh_host_* && mkdir -p /var/lib/cloud/seed/nocloud
+COPY --from=$IMAGE_PREFIX/hcloud-server:bookworm /etc/cloud/cloud.cfg.d/99-hcloud-standin.cfg /etc/cloud/cloud.cfg.d/
+LABEL remo.recipe=$hash
+EOF
+  docker build -q -t "$IMAGE_PREFIX/hcloud-server-installed:bookworm" "$ctx" >/dev/null
+}
+
+step_hcloud_installed() {
+  docker info >/dev/null 2>&1 || die "the hcloud server image needs a running docker daemon"
+  local hash packages defaults="$ROOT/roles/instance_base/defaults/main.yml"
+  packages=$("$VENV/bin/python" -c 'import sys, yaml; print(" ".join(yaml.safe_load(open(sys.argv[1]))["instance_base_packages"]))' "$defaults")
+  hash=$(sed -n '/^# --- hcloud installed server image/,/^# --- end hcloud installed/p' "$0" | sha256sum | cut -c1-16)
+  hash="$hash-$({ image_hash "$IMAGE_PREFIX/debian-devcontainer-cli:bookworm"; image_hash "$IMAGE_PREFIX/hcloud-server:bookworm"; echo "$packages"; } | sha256sum | cut -c1-16)"
+  build_if_changed "$IMAGE_PREFIX/hcloud-server-installed:bookworm" "$hash" build_hcloud_installed "$hash" "$packages"
+}
+# --- end hcloud installed -----------------------------------------------------
+
 # --- vault ----------------------------------------------------------------------
 # The vault_sidecar role builds the sidecar's image FROM a base image that already
 # has age and python3, so that build needs no network.
@@ -392,7 +424,7 @@ EOF
 
 cd "$ROOT"
 mkdir -p "$CACHE"
-for step in venv venvs links docker images devcontainer hcloud sanity fnox vault; do
+for step in venv venvs links docker images devcontainer hcloud hcloud_installed sanity fnox vault; do
   if want "$step"; then "step_$step"; fi
 done
 say "ready"

@@ -5,7 +5,7 @@
 #   scripts/dev.sh test   prepare the machine, then run every test; exits non-zero
 #                         on any failure
 # `scripts/dev.sh test STAGE...` runs only the named stages
-# (lint sanity units provisioning build docs molecule, and e2e and instance, which the
+# (lint sanity units provisioning build docs molecule e2e, and instance, which the
 # default run leaves out); `--no-bootstrap` skips the preparation;
 # `scripts/dev.sh test --list` prints the stages a run would go through.
 set -uo pipefail
@@ -115,8 +115,9 @@ stage_provisioning() {
   python -m pytest -p no:cacheprovider -m "not e2e" tests/unit/provisioning
 }
 
-# Whole playbooks (hetzner_site, hetzner_teardown, site) against the stand-in and its
-# server containers. Not in the default run: about 35 minutes on 2 busy cores.
+# Whole playbooks against the stand-in and its server containers (hetzner_site,
+# hetzner_teardown, site on a plain SSH host), and the README's first command
+# (local_site) from a fresh clone.
 stage_e2e() {
   python -m pytest -p no:cacheprovider -m e2e tests/unit/provisioning
 }
@@ -268,7 +269,7 @@ stage_instance() {
 }
 
 run_tests() {
-  local all=(lint sanity units provisioning build docs molecule) passed=0 failed=0 failures=() start
+  local all=(lint sanity units provisioning build docs molecule e2e) passed=0 failed=0 failures=() start
   [ ${#stages[@]} -gt 0 ] || stages=("${all[@]}")
   for stage in "${stages[@]}"; do
     declare -F "stage_$stage" >/dev/null || { echo "unknown stage: $stage"; usage; return 2; }

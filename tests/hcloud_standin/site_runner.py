@@ -25,10 +25,25 @@ from .machines import Machines
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
+# Built by scripts/bootstrap.sh: the bare server (sshd, cloud-init), as a fresh Hetzner
+# Debian server is; and the same with what instance_base installs already installed.
 SERVER_IMAGE = "remo-test/hcloud-server:bookworm"
+INSTALLED_SERVER_IMAGE = "remo-test/hcloud-server-installed:bookworm"
 # Built by scripts/bootstrap.sh (vault step): Debian with age, the vault sidecar's base.
 VAULT_BASE_IMAGE = "remo-test/vault-base:bookworm"
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def task_results(output: str, task: str) -> dict[str, str]:
+    """Host -> status (ok, changed, skipping, failed, fatal) of the task named exactly `task`
+    ("role : name" for a role's task), from ansible-playbook's default output."""
+    results: dict[str, str] = {}
+    for block in re.split(r"\n(?:TASK|RUNNING HANDLER) \[", output)[1:]:
+        header, _, body = block.partition("]")
+        if header == task:
+            results.update({host: status for status, host in
+                            re.findall(r"^(ok|changed|skipping|failed|fatal): \[([^\]]+)\]", body, re.M)})
+    return results
 
 
 def free_port() -> int:
@@ -46,7 +61,8 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 class SiteRun:
     """A stand-in API plus everything a controller needs to run hetzner_site against it."""
 
-    def __init__(self, workdir: pathlib.Path, name: str = "remo-e2e", prefix: str = "hcloud-standin-e2e"):
+    def __init__(self, workdir: pathlib.Path, name: str = "remo-e2e", prefix: str = "hcloud-standin-e2e",
+                 image: str = SERVER_IMAGE, extra_vars: str = ""):
         self.workdir = workdir
         self.name = name
         self.token = "hcloud-token-" + secrets.token_hex(12)
@@ -59,7 +75,7 @@ class SiteRun:
         self.fnox.write_text('[providers.plain]\ntype = "plain"\n\n[secrets]\n'
                              f'HCLOUD_TOKEN = {{ provider = "plain", value = "{self.token}" }}\n')
         # A prefix of its own: cleanup removes only this run's containers, never a parallel run's.
-        self.machines = Machines(SERVER_IMAGE, f"{prefix}-{secrets.token_hex(3)}-", str(workdir / "standin"),
+        self.machines = Machines(image, f"{prefix}-{secrets.token_hex(3)}-", str(workdir / "standin"),
                                  {name: self.ssh_port})
         self.api = StandIn(self.token, self.machines).start()
         self.vault_base_archive = workdir / "vault-base.tar"
@@ -77,7 +93,7 @@ class SiteRun:
             # and no container registry: the sidecar's base image travels as an archive.
             f"vault_sidecar_base_image: {VAULT_BASE_IMAGE}\n"
             f"vault_sidecar_base_image_archive: {self.vault_base_archive}\n"
-            "vault_sidecar_network_mode: none\n")
+            "vault_sidecar_network_mode: none\n" + extra_vars)
 
     def env(self, **extra: str | None) -> dict[str, str]:
         site = next((ROOT / ".venv" / "lib").glob("python3*/site-packages"))

@@ -8,6 +8,11 @@ The tests run in file order and share one stand-in project: preflight failures (
 may reach the API), provision + configure, a converged re-run and a check-mode run with
 zero changes, an impostor host key refused, teardown keeping the volume, re-provision on
 the kept (grown) volume, teardown removing it; then site.yml against a plain SSH host.
+
+The stand-in's servers boot from an image that already has what instance_base installs
+(bootstrap's hcloud_installed image), so on the Hetzner path that role runs in full and
+finds its install work done; the plain SSH host starts bare and installs everything, the
+one install from scratch of this module.
 """
 
 from __future__ import annotations
@@ -19,16 +24,28 @@ import subprocess
 import pytest
 
 from tests.hcloud_standin.machines import CAPABILITIES
-from tests.hcloud_standin.site_runner import SERVER_IMAGE, SiteRun, free_port, recap
+from tests.hcloud_standin.site_runner import (INSTALLED_SERVER_IMAGE, SERVER_IMAGE, SiteRun, free_port, recap,
+                                              task_results)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 GIB = 1024 ** 3
+# One project for project_manifest to approve and register (a synthesized manifest: no
+# workspace content needed).
+PROJECT_VARS = """project_manifest_projects:
+  - name: e2e
+    workspace: /home/remo/projects/e2e
+    uid: 1000
+    secrets:
+      - name: E2E_TOKEN
+"""
+INSTALL_TASKS = ("remo.broker.instance_base : Install Docker, Node, npm and git",
+                 "remo.broker.instance_base : Install the pinned devcontainer CLI")
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    run = SiteRun(tmp_path_factory.mktemp("hetzner-site"))
+    run = SiteRun(tmp_path_factory.mktemp("hetzner-site"), image=INSTALLED_SERVER_IMAGE, extra_vars=PROJECT_VARS)
     yield run
     run.close()
 
@@ -95,6 +112,22 @@ def test_first_run_provisions_and_configures(site):
     assert site.exec("devcontainer", "--version").strip() == "0.89.0"
     assert site.exec("systemctl", "is-active", "docker", "remo-broker").split() == ["active", "active"]
     site.exec("sh", "-c", "echo kept > /home/remo/marker")
+
+    # instance_base ran in full; on this pre-installed image its install tasks found the
+    # work done (the plain SSH host below is where they install).
+    for task in INSTALL_TASKS:
+        assert task_results(out, task) == {site.name: "skipping"}, task
+    assert task_results(out, "remo.broker.instance_base : Create the remo user in the docker group") == {
+        site.name: "changed"}
+    # The rest of the configure play: the sealed vault key, the sidecar built on the base
+    # image loaded from its archive (the server reaches no registry; the copy is removed),
+    # and the project approved and registered with the broker.
+    assert site.exec("sh", "-c", "test -s /etc/remo-vault/key.cred && echo sealed").strip() == "sealed"
+    assert task_results(out, "remo.broker.vault_sidecar : Load the base image") == {site.name: "changed"}
+    assert "base-image.tar" not in site.exec("ls", "/usr/local/lib/remo-vault").split()
+    assert site.exec("docker", "inspect", "-f", "{{.State.Running}}", "remo-vault").strip() == "true"
+    status = json.loads(site.exec("remo-broker", "status"))
+    assert [(p["name"], p["project_path"]) for p in status["projects"]] == [("e2e", "/var/lib/remo-broker-approved/e2e")]
 
     # sshd serves the key generated on the controller, and only that key is trusted.
     host_pub = (site.keys_dir / f"{site.name}_ssh_host_ed25519_key.pub").read_text().split()[:2]
@@ -252,6 +285,9 @@ def test_site_configures_a_plain_ssh_host(site, plain_host):
     def on_host(*argv):
         return subprocess.run(["docker", "exec", name, *argv], capture_output=True, text=True, check=True).stdout
 
+    # The one install from scratch: the packages and the CLI came from the role.
+    for task in INSTALL_TASKS:
+        assert task_results(out, task) == {"plain": "changed"}, task
     assert on_host("id", "-u", "remo").strip() == "1000"
     assert "docker" in on_host("id", "-nG", "remo").split()
     assert on_host("devcontainer", "--version").strip() == "0.89.0"
