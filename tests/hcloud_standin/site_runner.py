@@ -31,6 +31,9 @@ SERVER_IMAGE = "remo-test/hcloud-server:bookworm"
 INSTALLED_SERVER_IMAGE = "remo-test/hcloud-server-installed:bookworm"
 # Built by scripts/bootstrap.sh (vault step): Debian with age, the vault sidecar's base.
 VAULT_BASE_IMAGE = "remo-test/vault-base:bookworm"
+# instance_base's install tasks: skipped where the work is done, changed where they install.
+INSTALL_TASKS = ("remo.broker.instance_base : Install Docker, Node, npm and git",
+                 "remo.broker.instance_base : Install the pinned devcontainer CLI")
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 

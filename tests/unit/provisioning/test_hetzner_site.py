@@ -7,12 +7,12 @@
 The tests run in file order and share one stand-in project: preflight failures (nothing
 may reach the API), provision + configure, a converged re-run and a check-mode run with
 zero changes, an impostor host key refused, teardown keeping the volume, re-provision on
-the kept (grown) volume, teardown removing it; then site.yml against a plain SSH host.
+the kept (grown) volume, teardown removing it.
 
 The stand-in's servers boot from an image that already has what instance_base installs
 (bootstrap's hcloud_installed image), so on the Hetzner path that role runs in full and
-finds its install work done; the plain SSH host starts bare and installs everything, the
-one install from scratch of this module.
+finds its install work done. The one install from scratch is site.yml's, on the plain
+SSH host of test_site_plain_host.py.
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ import subprocess
 
 import pytest
 
-from tests.hcloud_standin.machines import CAPABILITIES
-from tests.hcloud_standin.site_runner import (INSTALLED_SERVER_IMAGE, SERVER_IMAGE, SiteRun, free_port, recap,
-                                              task_results)
+from tests.hcloud_standin.site_runner import INSTALL_TASKS, INSTALLED_SERVER_IMAGE, SiteRun, recap, task_results
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -39,8 +37,6 @@ PROJECT_VARS = """project_manifest_projects:
     secrets:
       - name: E2E_TOKEN
 """
-INSTALL_TASKS = ("remo.broker.instance_base : Install Docker, Node, npm and git",
-                 "remo.broker.instance_base : Install the pinned devcontainer CLI")
 
 
 @pytest.fixture(scope="module")
@@ -235,63 +231,3 @@ def test_teardown_can_remove_the_volume(site):
     _assert_ok(rc, out)
     assert not _state(site).volumes and not site.machines.loops
     assert not any((pathlib.Path(site.machines.state_dir) / "volumes").iterdir())
-
-
-@pytest.fixture
-def plain_host(tmp_path):
-    """A Debian host with sshd and nothing from Hetzner (cloud-init disabled)."""
-    name = f"hetzner-plain-ssh-{tmp_path.name[-8:]}"
-    port = free_port()
-    root = tmp_path / "root"
-    (root / "etc/ssh").mkdir(parents=True)
-    (root / "etc/cloud").mkdir(parents=True)
-    (root / "etc/cloud/cloud-init.disabled").write_text("")
-    (root / "root/.ssh").mkdir(parents=True, mode=0o700)
-    key = tmp_path / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    host_key = root / "etc/ssh/ssh_host_ed25519_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
-    (root / "root/.ssh/authorized_keys").write_text(key.with_suffix(".pub").read_text())
-    (root / "root/.ssh/authorized_keys").chmod(0o600)
-    known = tmp_path / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {host_key.with_suffix('.pub').read_text()}")
-    # Docker runs inside it, so it gets the same capabilities as the stand-in's servers.
-    caps = [arg for cap in CAPABILITIES for arg in ("--cap-add", cap)]
-    subprocess.run(["docker", "create", "--name", name, "--cap-drop", "ALL", *caps,
-                    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                    "--cgroupns", "host", "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-                    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "/var/lib/docker",
-                    "-p", f"127.0.0.1:{port}:22", SERVER_IMAGE, "/lib/systemd/systemd"],
-                   check=True, capture_output=True)
-    try:
-        subprocess.run(["docker", "cp", f"{root}/.", f"{name}:/"], check=True)
-        subprocess.run(["docker", "start", name], check=True, capture_output=True)
-        inventory = tmp_path / "inventory.ini"
-        inventory.write_text(
-            f"[remo_instances]\nplain ansible_host=127.0.0.1 ansible_port={port} ansible_user=root "
-            f"ansible_ssh_private_key_file={key} ansible_python_interpreter=/usr/bin/python3 "
-            f"ansible_ssh_common_args='-o UserKnownHostsFile={known} -o GlobalKnownHostsFile=/dev/null "
-            f"-o StrictHostKeyChecking=yes'\n")
-        yield name, inventory
-    finally:
-        subprocess.run(["docker", "rm", "-f", "-v", name], check=False, capture_output=True)
-
-
-def test_site_configures_a_plain_ssh_host(site, plain_host):
-    name, inventory = plain_host
-    rc, out, _seconds = site.playbook("site", inventory=str(inventory), timeout=1800)
-    _assert_ok(rc, out)
-
-    def on_host(*argv):
-        return subprocess.run(["docker", "exec", name, *argv], capture_output=True, text=True, check=True).stdout
-
-    # The one install from scratch: the packages and the CLI came from the role.
-    for task in INSTALL_TASKS:
-        assert task_results(out, task) == {"plain": "changed"}, task
-    assert on_host("id", "-u", "remo").strip() == "1000"
-    assert "docker" in on_host("id", "-nG", "remo").split()
-    assert on_host("devcontainer", "--version").strip() == "0.89.0"
-    assert on_host("systemctl", "is-active", "remo-broker").strip() == "active"
-    rc, out, _seconds = site.playbook("site", inventory=str(inventory), timeout=1800)
-    _assert_ok(rc, out)
-    assert recap(out)["plain"]["changed"] == 0, recap(out)
