@@ -6,7 +6,7 @@
 cloud-init), configured from scratch (the one full instance_base install of the e2e
 stage), then again with zero changes.
 
-Its own module, so that pytest-xdist (``--dist loadfile``) runs it beside
+Its own module, so that the e2e stage's second pytest-xdist worker runs it beside
 test_hetzner_site.py; it shares no state with that module.
 """
 
@@ -20,7 +20,8 @@ import pytest
 from tests.hcloud_standin.machines import CAPABILITIES
 from tests.hcloud_standin.site_runner import INSTALL_TASKS, SERVER_IMAGE, SiteRun, free_port, recap, task_results
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+# The other xdist worker: this module, then test_local_site.py.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.xdist_group("instances")]
 
 
 @pytest.fixture
