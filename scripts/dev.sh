@@ -117,11 +117,12 @@ stage_provisioning() {
 
 # Whole playbooks against the stand-in and its server containers (hetzner_site,
 # hetzner_teardown, site on a plain SSH host), and the README's first command
-# (local_site) from a fresh clone. Two pytest-xdist workers, each running its group of
-# modules in order (--dist loadgroup): the Hetzner module beside the plain SSH host's
-# install from scratch and the demo, which overlap its API calls and SSH round trips.
+# (local_site) from a fresh clone. Two pytest-xdist workers; --dist loadfile keeps each
+# module in one worker, in file order, and hands out the biggest first: the Hetzner
+# module to one, the two one-test modules (plain SSH host, demo) to the other, which
+# overlap its API calls and SSH round trips.
 stage_e2e() {
-  python -m pytest -p no:cacheprovider -n 2 --dist loadgroup -m e2e tests/unit/provisioning
+  python -m pytest -p no:cacheprovider -n 2 --dist loadfile -m e2e tests/unit/provisioning
 }
 
 # doc_renders NAME [ansible-doc args]: the docs render without warnings (run with the

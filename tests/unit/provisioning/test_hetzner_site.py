@@ -25,8 +25,7 @@ import pytest
 
 from tests.hcloud_standin.site_runner import INSTALL_TASKS, INSTALLED_SERVER_IMAGE, SiteRun, recap, task_results
 
-# One xdist worker runs this module, in order (the e2e stage: --dist loadgroup).
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.xdist_group("hetzner")]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 GIB = 1024 ** 3
 # One project for project_manifest to approve and register (a synthesized manifest: no

@@ -23,8 +23,7 @@ import pytest
 
 from tests.unit.test_docs_references import copy_checkout, read, shell_blocks
 
-# In the xdist worker of test_site_plain_host.py (the e2e stage: --dist loadgroup).
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.xdist_group("instances")]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 # What bootstrap would otherwise build or download for the clone.

@@ -20,8 +20,7 @@ import pytest
 from tests.hcloud_standin.machines import CAPABILITIES
 from tests.hcloud_standin.site_runner import INSTALL_TASKS, SERVER_IMAGE, SiteRun, free_port, recap, task_results
 
-# The other xdist worker: this module, then test_local_site.py.
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.xdist_group("instances")]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture
