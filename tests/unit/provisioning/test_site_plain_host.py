@@ -13,7 +13,9 @@ test_hetzner_site.py; it shares no state with that module.
 from __future__ import annotations
 
 import secrets
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -30,6 +32,20 @@ def site(tmp_path):
     run = SiteRun(tmp_path / "controller", name="remo-plain", prefix="hcloud-standin-plain")
     yield run
     run.close()
+
+
+def wait_for_ssh_banner(port, timeout=600):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                if sock.recv(64).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"no sshd banner on 127.0.0.1:{port} within {timeout} s")
+        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -61,6 +77,9 @@ def plain_host(tmp_path):
     try:
         subprocess.run(["docker", "cp", f"{root}/.", f"{name}:/"], check=True)
         subprocess.run(["docker", "start", name], check=True, capture_output=True)
+        # Docker's port proxy accepts connections before sshd listens (and then resets
+        # them): wait for sshd's own banner.
+        wait_for_ssh_banner(port)
         inventory = tmp_path / "inventory.ini"
         inventory.write_text(
             f"[remo_instances]\nplain ansible_host=127.0.0.1 ansible_port={port} ansible_user=root "
