@@ -9,7 +9,7 @@
 #   docker exec -i remo-site-instance bash -s < benchmarks/bench_devcontainer.sh
 #
 # Same-run ratios:
-#   up:       `remo-devcontainer up a` until A's env and file secrets (the ~ one too) are present, vs a bare
+#   up:       `remo-devcontainer up a` until A's env and file secrets are present, vs a bare
 #             `devcontainer up` of a repository with the same devcontainer.json (same image,
 #             no feature); both with warm image caches, container removed before each run
 #   rotation: push -> A's file rewritten (20 changes, polled inside the container every
@@ -48,7 +48,7 @@ for _ in $(seq "$ROUNDS"); do
   t0=$(now)
   "${AS_REMO[@]}" remo-devcontainer up a >/dev/null
   c=$(container "$A_LABEL")
-  until docker exec "$c" sh -c 'grep -q bench-canary-0 /run/secrets/aws/credentials && [ -s ~/.config/a/token ] && tr "\0" "\n" </proc/1/environ | grep -q ^A_TOKEN=' 2>/dev/null; do :; done
+  until docker exec "$c" sh -c 'grep -q bench-canary-0 /run/secrets/aws/credentials && tr "\0" "\n" </proc/1/environ | grep -q ^A_TOKEN=' 2>/dev/null; do :; done
   up_feature+=("$(ms "$t0" "$(now)")")
 done
 
