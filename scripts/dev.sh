@@ -5,8 +5,8 @@
 #   scripts/dev.sh test   prepare the machine, then run every test; exits non-zero
 #                         on any failure
 # `scripts/dev.sh test STAGE...` runs only the named stages
-# (lint sanity units provisioning build docs molecule e2e, and instance, which the
-# default run leaves out); `--no-bootstrap` skips the preparation;
+# (lint sanity units provisioning build docs molecule e2e); `--no-bootstrap` skips the
+# preparation;
 # `scripts/dev.sh test --list` prints the stages a run would go through.
 set -uo pipefail
 
@@ -257,18 +257,10 @@ stage_molecule() {
   for file in extensions/molecule/*/molecule.yml; do
     scenario=$(basename "$(dirname "$file")")
     [ "$scenario" = utils ] && continue
-    # The whole-instance scenario fails three home-directory file-secret checks on this
-    # tree; it runs on its own (stage instance) until that is fixed.
-    [ "$scenario" = instance ] && continue
     banner "molecule test -s $scenario"
     molecule test -s "$scenario" || rc=1
   done
   return $rc
-}
-
-stage_instance() {
-  banner "molecule test -s instance"
-  molecule test -s instance
 }
 
 run_tests() {

@@ -23,7 +23,7 @@ import time
 import pytest
 
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import COLLECTION_ROOT as ROOT, Daemon
+from ansible_collections.remo.broker.tests.unit.broker_harness import COLLECTION_ROOT as ROOT, Daemon, acl_users
 
 SOURCE = os.path.join(ROOT, "roles", "project_manifest", "files", "remo-secrets", "remo-secrets.c")
 TOKEN = "CANARY-client-tok'en $(id) `x` \\n-5d1"
@@ -58,28 +58,36 @@ def client_binary(tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def world(client_binary):
-    """A started daemon with project ``app`` registered for this uid, secrets pushed."""
+def make_world(client_binary, uid):
+    """A started daemon with project ``app`` registered for ``uid``, secrets pushed."""
     base = tempfile.mkdtemp(prefix="rs", dir="/tmp")
+    os.chmod(base, 0o755)         # the project's uid must reach the socket and its home
     shm = tempfile.mkdtemp(prefix="remo-secrets-test-", dir="/dev/shm")
     home = os.path.join(base, "home")
     os.makedirs(home)
+    os.chown(home, uid, uid)
+    os.chown(shm, uid, uid)
     daemon = Daemon(base).start()
     project = os.path.join(daemon.projects_root, "app")
     os.makedirs(os.path.join(project, ".remo"))
     with open(os.path.join(project, ".remo", "manifest.toml"), "w", encoding="utf-8") as handle:
         handle.write(MANIFEST)
-    daemon.admin_ok("register", name="app", project_path=project, expected_uid=os.getuid())
+    daemon.admin_ok("register", name="app", project_path=project, expected_uid=uid)
     daemon.admin_ok("push-creds", secrets={"APP_TOKEN": TOKEN, "APP_AWS": {"access_key_id": AKID}, "APP_PLAIN": OTHER,
                                            "NOT_ALLOWED": OTHER})
     env = {"PATH": "/usr/bin:/bin", "HOME": home, "REMO_SECRETS_TMPFS_ROOT": os.path.join(shm, "root")}
-    world = {"daemon": daemon, "home": home, "shm": shm, "env": env, "bin": client_binary,
-             "socket": daemon.project_socket("app"), "base": base}
-    yield world
-    daemon.stop()
-    shutil.rmtree(base, ignore_errors=True)
-    shutil.rmtree(shm, ignore_errors=True)
+    return {"daemon": daemon, "home": home, "shm": shm, "env": env, "bin": client_binary,
+            "socket": daemon.project_socket("app"), "base": base}
+
+
+@pytest.fixture
+def world(client_binary):
+    """The project registered for this test's own uid."""
+    made = make_world(client_binary, os.getuid())
+    yield made
+    made["daemon"].stop()
+    shutil.rmtree(made["base"], ignore_errors=True)
+    shutil.rmtree(made["shm"], ignore_errors=True)
 
 
 def run(world, *args, timeout=20):
@@ -192,4 +200,84 @@ def test_watch_rewrites_atomically_and_survives_a_daemon_restart(world):
     finally:
         proc.send_signal(signal.SIGTERM)
         err = proc.communicate(timeout=5)[1]
+    assert "CANARY" not in err.decode()
+
+
+# --- the uid the socket grants ------------------------------------------------------
+# As on an instance: the daemon (here root) owns the project socket and grants the
+# project's uid a POSIX ACL entry; the container user has a passwd entry with its home.
+PROJECT_UID = 4713
+
+
+@pytest.fixture(scope="module")
+def passwd_client():
+    """The client built to read a test passwd file instead of /etc/passwd, in a
+    directory the project's uid can reach."""
+    where = tempfile.mkdtemp(prefix="rs-passwd", dir="/tmp")
+    os.chmod(where, 0o755)
+    out, passwd = os.path.join(where, "remo-secrets"), os.path.join(where, "passwd")
+    subprocess.run(["gcc", "-static", "-Os", "-Wall", "-Werror", '-DPASSWD_FILE="%s"' % passwd, "-o", out, SOURCE],
+                   check=True)
+    yield out, passwd
+    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture
+def granted_world(passwd_client):
+    if os.geteuid() != 0:
+        pytest.fail("these tests run the client as another uid: run them as root (the units stage does)")
+    binary, passwd = passwd_client
+    made = make_world(binary, PROJECT_UID)
+    with open(passwd, "w", encoding="utf-8") as handle:
+        handle.write("root:x:0:0:root:/root:/bin/sh\ndev:x:%d:%d::%s:/bin/sh\n" % (PROJECT_UID, PROJECT_UID, made["home"]))
+    os.chmod(passwd, 0o644)
+    # The entrypoint starts the watcher under `env -i PATH=...`: no HOME.
+    del made["env"]["HOME"]
+    yield made
+    made["daemon"].stop()
+    shutil.rmtree(made["base"], ignore_errors=True)
+    shutil.rmtree(made["shm"], ignore_errors=True)
+
+
+def test_the_socket_grants_the_project_uid_by_acl_not_by_owner(granted_world):
+    info = os.stat(granted_world["socket"])
+    assert info.st_uid == 0, "the daemon owns the socket"
+    assert acl_users(os.path.realpath(granted_world["socket"])) == {PROJECT_UID: 6}
+
+
+def test_root_acts_as_the_uid_the_socket_grants(granted_world):
+    """Container root (an image whose user is root) is refused by the broker: the client
+    switches to the project's uid, found in the socket's ACL, and writes as it."""
+    got = run(granted_world, "get", "APP_TOKEN")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == TOKEN
+    result = run(granted_world, "sync")
+    assert result.returncode == 0, result.stderr
+    link = os.path.join(granted_world["home"], ".aws", "credentials")
+    real = os.path.join(granted_world["env"]["REMO_SECRETS_TMPFS_ROOT"], "home", ".aws", "credentials")
+    assert os.readlink(link) == real
+    assert os.stat(real).st_uid == PROJECT_UID
+    assert os.lstat(link).st_uid == PROJECT_UID
+    assert read(link) == "[default]\naws_access_key_id = %s\n" % AKID
+
+
+def test_a_watcher_without_home_links_into_its_own_users_home(granted_world):
+    """The project's user, no HOME (the entrypoint's watcher): `~` is that user's passwd
+    home, not the home of the socket's owner."""
+    link = os.path.join(granted_world["home"], "plain", "token")
+    proc = subprocess.Popen([granted_world["bin"], "watch", "--socket", granted_world["socket"]],
+                            env=granted_world["env"], user=PROJECT_UID, group=PROJECT_UID, extra_groups=[], cwd="/",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: read(link) == OTHER, timeout=15.0), "the ~ file secret never arrived"
+        real = os.path.join(granted_world["env"]["REMO_SECRETS_TMPFS_ROOT"], "home", "plain", "token")
+        assert os.readlink(link) == real
+        assert os.stat(real).st_uid == PROJECT_UID
+        assert stat.S_IMODE(os.stat(real).st_mode) == 0o400
+        assert not os.path.lexists(os.path.join("/root", "plain", "token"))
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=5)[1]
+    assert "unusable file_path" not in err.decode()
     assert "CANARY" not in err.decode()

@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/vfs.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +49,11 @@
 #define TMPFS_MAGIC_NUMBER 0x01021994
 #define MAX_REPLY (1024 * 1024 + 1024)
 #define MAX_SECRETS 512
+#define ACL_USER_TAG 0x02
+/* Tests build the client with their own passwd file. */
+#ifndef PASSWD_FILE
+#define PASSWD_FILE "/etc/passwd"
+#endif
 
 static const char *prog = "remo-secrets";
 static char socket_path[PATH_MAX];
@@ -471,45 +477,75 @@ static char *get_value(struct reader *r, const char *name, const char *field, si
 }
 
 /* ------------------------------------------------------------ identity */
-/* Root in the container is not the project's uid: the broker would refuse it.  Act
- * as the socket's owner (the project's user) and deliver files owned by it. */
-static int become_socket_owner(void) {
-    struct stat st;
+/* The uid the broker serves on the socket.  The daemon owns its sockets and grants the
+ * project's uid one named-user POSIX ACL entry (`user:UID:rw`); only where the file
+ * system has no ACLs is the socket chowned to that uid.  So: the ACL's one named user,
+ * else the owner. */
+static uid_t socket_project_uid(const struct stat *st) {
+    /* linux/posix_acl_xattr.h: u32 version 2, then entries of u16 tag, u16 perm, u32 id. */
+    unsigned char acl[4 + 8 * 64];
+    ssize_t n = getxattr(socket_path, "system.posix_acl_access", acl, sizeof acl);
+    uid_t named = st->st_uid;
+    int users = 0;
+    ssize_t off;
+    if (n < 4 || (acl[0] | acl[1] << 8 | acl[2] << 16 | (unsigned)acl[3] << 24) != 2) return st->st_uid;
+    for (off = 4; off + 8 <= n; off += 8) {
+        if ((acl[off] | acl[off + 1] << 8) == ACL_USER_TAG) {
+            named = (uid_t)(acl[off + 4] | acl[off + 5] << 8 | acl[off + 6] << 16 | (unsigned)acl[off + 7] << 24);
+            users++;
+        }
+    }
+    return users == 1 ? named : st->st_uid;
+}
+
+/* /etc/passwd's group and home for uid (no NSS: the binary is static). */
+static void passwd_entry(uid_t uid, gid_t *gid, char *home, size_t n) {
     FILE *pw;
     char line[1024];
-    char pw_home[PATH_MAX] = "";
+    *gid = (gid_t)uid;
+    home[0] = '\0';
+    if (!(pw = fopen(PASSWD_FILE, "re"))) return;
+    while (fgets(line, sizeof line, pw)) {
+        /* name:passwd:uid:gid:gecos:home:shell; empty fields count (no strtok). */
+        char *f[7] = {0};
+        int i = 0;
+        char *p = line;
+        line[strcspn(line, "\n")] = '\0';
+        while (i < 7) {
+            f[i++] = p;
+            if (!(p = strchr(p, ':'))) break;
+            *p++ = '\0';
+        }
+        if (i >= 6 && (uid_t)strtoul(f[2], NULL, 10) == uid) {
+            *gid = (gid_t)strtoul(f[3], NULL, 10);
+            snprintf(home, n, "%s", f[5]);
+            break;
+        }
+    }
+    fclose(pw);
+}
+
+/* Root in the container is not the project's uid: the broker would refuse it.  Act
+ * as the project's uid (the one the socket grants) and deliver files owned by it. */
+static int become_project_user(void) {
+    struct stat st;
+    char pw_home[PATH_MAX];
     uid_t uid;
     gid_t gid;
     if (find_socket() || stat(socket_path, &st) != 0) return 0;
-    uid = st.st_uid;
-    gid = (gid_t)uid;
-    if ((pw = fopen("/etc/passwd", "re"))) {
-        while (fgets(line, sizeof line, pw)) {
-            /* name:passwd:uid:gid:gecos:home:shell; empty fields count (no strtok). */
-            char *f[7] = {0};
-            int i = 0;
-            char *p = line;
-            line[strcspn(line, "\n")] = '\0';
-            while (i < 7) {
-                f[i++] = p;
-                if (!(p = strchr(p, ':'))) break;
-                *p++ = '\0';
-            }
-            if (i >= 6 && (uid_t)strtoul(f[2], NULL, 10) == uid) {
-                gid = (gid_t)strtoul(f[3], NULL, 10);
-                snprintf(pw_home, sizeof pw_home, "%s", f[5]);
-                break;
-            }
-        }
-        fclose(pw);
-    }
+    uid = socket_project_uid(&st);
     if (geteuid() != 0 || uid == 0) {
-        /* Not switching: $HOME decides where `~` is, as for any program. */
-        if (!getenv("HOME") || !*getenv("HOME")) snprintf(user_home, sizeof user_home, "%s", pw_home);
+        /* Not switching: $HOME decides where `~` is, as for any program; without one
+         * (the entrypoint's watcher runs under env -i), this uid's passwd entry. */
+        if (!getenv("HOME") || !*getenv("HOME")) {
+            passwd_entry(geteuid(), &gid, pw_home, sizeof pw_home);
+            snprintf(user_home, sizeof user_home, "%s", pw_home);
+        }
         return 0;
     }
+    passwd_entry(uid, &gid, pw_home, sizeof pw_home);
     if (setgroups(0, NULL) || setgid(gid) || setuid(uid)) {
-        say("running as root and cannot switch to the socket owner uid %u: %s", (unsigned)uid, strerror(errno));
+        say("running as root and cannot switch to the project's uid %u: %s", (unsigned)uid, strerror(errno));
         return -1;
     }
     snprintf(user_home, sizeof user_home, "%s", pw_home);
@@ -902,7 +938,7 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);    /* a refused or restarted broker is an error reply, not a kill */
     /* Tests point this at a private tmpfs directory. */
     if (getenv("REMO_SECRETS_TMPFS_ROOT") && *getenv("REMO_SECRETS_TMPFS_ROOT")) tmpfs_root = getenv("REMO_SECRETS_TMPFS_ROOT");
-    if (become_socket_owner()) return 5;
+    if (become_project_user()) return 5;
     if (!strcmp(cmd, "env")) return cmd_env();
     if (!strcmp(cmd, "sync")) return sync_files(tries, 0) < 0 ? 3 : 0;
     if (!strcmp(cmd, "watch")) return cmd_watch();
