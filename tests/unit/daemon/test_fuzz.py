@@ -35,7 +35,9 @@ from ansible_collections.remo.broker.tests.unit.daemon.fuzz_inputs import Mutato
 
 SEED = int(os.environ.get("REMO_FUZZ_SEED", "20261123"))
 TARGET_MESSAGES = int(os.environ.get("REMO_FUZZ_MESSAGES", "100000"))
-TIME_BUDGET = float(os.environ.get("REMO_FUZZ_SECONDS", "150"))
+# A cap on a run that stopped making progress, not a speed target: the campaign is the
+# message count (the daemon's speed is measured in benchmarks/bench_daemon.py).
+TIME_BUDGET = float(os.environ.get("REMO_FUZZ_SECONDS", "900"))
 RSS_GROWTH_LIMIT_KIB = 16 * 1024
 PROJECT = "fuzzp"
 ALLOWED = ["TOKEN", "DB", "API_KEY"]
@@ -158,7 +160,7 @@ def test_fuzz_live_daemon(tmp_path):
               % (SEED, total, project_ch.replies, admin_ch.replies, elapsed, project_ch.connections,
                  admin_ch.connections, project_ch.closes, admin_ch.closes, rss_warm or 0, rss_end,
                  sorted(project_ch.by_code.items()), sorted(admin_ch.by_code.items())))
-        assert total >= TARGET_MESSAGES, "only %d messages in the %ss budget" % (total, TIME_BUDGET)
+        assert total >= TARGET_MESSAGES, "only %d messages before the %ss cap" % (total, TIME_BUDGET)
         # internal_error means a handler crashed on client input: never acceptable.
         assert "internal_error" not in project_ch.by_code and "internal_error" not in admin_ch.by_code
         assert rss_warm is not None
