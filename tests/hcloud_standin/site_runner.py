@@ -42,7 +42,7 @@ def task_results(output: str, task: str) -> dict[str, str]:
     ("role : name" for a role's task), from ansible-playbook's default output."""
     results: dict[str, str] = {}
     for block in re.split(r"\n(?:TASK|RUNNING HANDLER) \[", output)[1:]:
-        header, _, body = block.partition("]")
+        header, body = block.split("]", 1) if "]" in block else (block, "")
         if header == task:
             results.update({host: status for status, host in
                             re.findall(r"^(ok|changed|skipping|failed|fatal): \[([^\]]+)\]", body, re.M)})
