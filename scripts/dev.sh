@@ -233,7 +233,8 @@ stage_docs() {
   copy_checkout "$copy/ansible_collections/remo/broker"
   # The collections the docs link to (galaxy.yml's dependencies), from the project venv.
   place_dependencies "$copy"
-  export PATH="$VENVS/publish/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$copy"
+  # Local to this stage: the stages after it (molecule, e2e) need the project venv's python.
+  local -x PATH="$VENVS/publish/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$copy"
   banner "antsibull-docs lint-collection-docs --plugin-docs"
   (cd "$copy/ansible_collections/remo/broker" && antsibull-docs lint-collection-docs --plugin-docs .) || rc=1
   banner "antsibull-docs sphinx-init + build"
