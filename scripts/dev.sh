@@ -82,7 +82,7 @@ stage_sanity() {
     copy_checkout "$dest"
     (cd "$dest" && git init -q && git add -A >/dev/null) || return 1
     py=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    banner "ansible-test sanity: $("$venv/bin/ansible" --version | head -1), Python $py"
+    banner "ansible-test sanity: $("$venv/bin/ansible" --version | sed -n 1p), Python $py"
     (cd "$dest" && PATH="$venv/bin:$PATH" ansible-test sanity --local --python "$py" --color no) || rc=1
   done
   return $rc
@@ -94,7 +94,7 @@ stage_units() {
   local rc=0 name venv cov
   for name in "${CORE_VENVS[@]}"; do
     venv="$VENVS/$name"
-    banner "unit suite: $("$venv/bin/ansible" --version | head -1)"
+    banner "unit suite: $("$venv/bin/ansible" --version | sed -n 1p)"
     cov=()
     if [ "$name" = oldest ]; then
       rm -f .coverage .coverage.*
@@ -186,7 +186,7 @@ stage_build() {
   # What the README names for the demo playbook, outside the installed path.
   mkdir -p "$work/extra/ansible_collections/community"
   cp -r "${site[0]}/community/docker" "$work/extra/ansible_collections/community/docker"
-  banner "offline install into an ansible-core-only venv ($("$VENVS/oldest/bin/ansible" --version | head -1))"
+  banner "offline install into an ansible-core-only venv ($("$VENVS/oldest/bin/ansible" --version | sed -n 1p))"
   PATH="$VENVS/oldest/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$work/installed" \
     ansible-galaxy collection install --offline -p "$work/installed" "$tarball" || return 1
   installed_check "$work/installed" "$work/extra" || rc=1
