@@ -619,6 +619,22 @@ def machine():
             "commit": commit}
 
 
+def run_ab(args, base, other_spec, render, measure):
+    """One interleaved A/B comparison: ``measure(daemon A's path)``, saved to --json and printed."""
+    res = {"machine": machine(), "args": vars(args), "a": other_spec,
+           "b": args.daemon or "roles/broker_install/files/remo_broker.py",
+           "load_average_at_start": os.getloadavg()}
+    res.update(measure(resolve_daemon(other_spec, base)))
+    res["load_average_at_end"] = os.getloadavg()
+    shutil.rmtree(base, ignore_errors=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w", encoding="utf-8") as handle:
+        json.dump(res, handle, indent=2)
+        handle.write("\n")
+    print(render(res))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of the latency/throughput points (median reported)")
@@ -663,33 +679,13 @@ def main(argv=None):
                                  "bench_daemon_ab_push.json" if args.ab_push else "bench_daemon.json")
     base = tempfile.mkdtemp(prefix="rbbench", dir="/tmp")
     if args.ab_push:
-        res = {"machine": machine(), "args": vars(args), "a": args.ab_push,
-               "b": args.daemon or "roles/broker_install/files/remo_broker.py",
-               "load_average_at_start": os.getloadavg()}
-        res.update(bench_ab_push(base, resolve_daemon(args.ab_push, base), rounds=args.rounds))
-        res["load_average_at_end"] = os.getloadavg()
-        shutil.rmtree(base, ignore_errors=True)
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(res, handle, indent=2)
-            handle.write("\n")
-        print(render_ab_push(res))
-        return 0
+        return run_ab(args, base, args.ab_push, render_ab_push,
+                      lambda other: bench_ab_push(base, other, rounds=args.rounds))
     if args.ab_load:
-        other = resolve_daemon(args.ab_load, base)
-        res = {"machine": machine(), "args": vars(args), "a": args.ab_load,
-               "b": args.daemon or "roles/broker_install/files/remo_broker.py",
-               "load_average_at_start": os.getloadavg()}
-        res.update(bench_ab_load(base, other, rounds=args.rounds, duration=args.duration, warmup=args.warmup,
-                                 workers=args.workers, n_projects=args.projects, depth=args.ab_depth))
-        res["load_average_at_end"] = os.getloadavg()
-        shutil.rmtree(base, ignore_errors=True)
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(res, handle, indent=2)
-            handle.write("\n")
-        print(render_ab_load(res))
-        return 0
+        return run_ab(args, base, args.ab_load, render_ab_load,
+                      lambda other: bench_ab_load(base, other, rounds=args.rounds, duration=args.duration,
+                                                  warmup=args.warmup, workers=args.workers, n_projects=args.projects,
+                                                  depth=args.ab_depth))
     if args.ab:
         res = bench_ab(base, resolve_daemon(args.ab, base))
         shutil.rmtree(base, ignore_errors=True)
