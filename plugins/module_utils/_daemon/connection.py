@@ -204,7 +204,6 @@ class Connection:
         limit = self.limit
         if project is not None:
             turns = self.broker.turns
-            spent = turns.spent
             left = allowed = turns.left(project)
         else:
             turns = None
@@ -216,7 +215,7 @@ class Connection:
                 index += 1
                 continue    # a bare newline is no request: no reply, no token, no idle reset
             if left <= 0:
-                spent[project] = spent.get(project, 0) + allowed
+                turns.charge(project, allowed)
                 left = allowed = turns.left(project)
             if left <= 0:
                 # This project's share of the pass is used: the rest waits for its next turn.
@@ -252,7 +251,7 @@ class Connection:
                 if size >= REPLY_BATCH_BYTES:
                     if not self._write(out) or self.output_paused:
                         if turns is not None:
-                            spent[project] = spent.get(project, 0) + allowed - left
+                            turns.charge(project, allowed - left)
                         if not self.closed and index < count:
                             # Keep the unanswered lines (at most one read) until the client reads.
                             self.pending = (lines, index)
@@ -261,7 +260,7 @@ class Connection:
                     out = []
                     size = 0
         if turns is not None:
-            spent[project] = spent.get(project, 0) + allowed - left
+            turns.charge(project, allowed - left)
         if not self.held and len(self.buf) > limit:
             self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
             return

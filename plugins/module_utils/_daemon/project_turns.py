@@ -50,6 +50,10 @@ class ProjectTurns:
             spent = 0
         return PROJECT_TURN_REQUESTS - spent
 
+    def charge(self, project, answered):
+        """``project`` answered ``answered`` requests of what ``left`` allowed it."""
+        self.spent[project] = self.spent.get(project, 0) + answered
+
     def wait(self, conn):
         """``conn`` used its project's share with lines left: resume it in a later pass."""
         self.deferred += 1

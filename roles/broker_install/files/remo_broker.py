@@ -4308,7 +4308,6 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 limit = self.limit
                 if project is not None:
                     turns = self.broker.turns
-                    spent = turns.spent
                     left = allowed = turns.left(project)
                 else:
                     turns = None
@@ -4320,7 +4319,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         index += 1
                         continue    # a bare newline is no request: no reply, no token, no idle reset
                     if left <= 0:
-                        spent[project] = spent.get(project, 0) + allowed
+                        turns.charge(project, allowed)
                         left = allowed = turns.left(project)
                     if left <= 0:
                         # This project's share of the pass is used: the rest waits for its next turn.
@@ -4356,7 +4355,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         if size >= REPLY_BATCH_BYTES:
                             if not self._write(out) or self.output_paused:
                                 if turns is not None:
-                                    spent[project] = spent.get(project, 0) + allowed - left
+                                    turns.charge(project, allowed - left)
                                 if not self.closed and index < count:
                                     # Keep the unanswered lines (at most one read) until the client reads.
                                     self.pending = (lines, index)
@@ -4365,7 +4364,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                             out = []
                             size = 0
                 if turns is not None:
-                    spent[project] = spent.get(project, 0) + allowed - left
+                    turns.charge(project, allowed - left)
                 if not self.held and len(self.buf) > limit:
                     self._fail_close(b"".join(out), "message exceeds %d bytes" % limit, "message_too_large")
                     return
@@ -5059,6 +5058,10 @@ that sends one request at a time queues a turn once per share, not once per requ
                     self._start_turn()
                     spent = 0
                 return PROJECT_TURN_REQUESTS - spent
+
+            def charge(self, project, answered):
+                """``project`` answered ``answered`` requests of what ``left`` allowed it."""
+                self.spent[project] = self.spent.get(project, 0) + answered
 
             def wait(self, conn):
                 """``conn`` used its project's share with lines left: resume it in a later pass."""
@@ -6637,18 +6640,18 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2845, 450),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3298, 345),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3646, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4105, 323),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4431, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4613, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4764, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4856, 152),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m18', 5011, 80),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m19', 5094, 320),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m20', 5417, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m21', 5466, 267),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m22', 5736, 414),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m23', 6153, 303),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m24', 6459, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4105, 322),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4430, 179),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4612, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4763, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4855, 152),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m18', 5010, 84),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m19', 5097, 320),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m20', 5420, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m21', 5469, 267),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m22', 5739, 414),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m23', 6156, 303),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m24', 6462, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
