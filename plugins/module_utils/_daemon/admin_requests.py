@@ -14,6 +14,7 @@ import os
 import time
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
+from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
 from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import (
     CONTAINER_ID_RE,
     AttestationError,
@@ -259,8 +260,7 @@ class AdminRequests:
             project.attestation = record
             self.save_registrations()
             for conn in list(project.conns):    # admitted under the previous attestation
-                conn.closed = True
-                conn.transport.close()
+                close_or_abort(conn)
             log("info", "project %s: %s" % (name, "attested container %s" % cid if record else "attestation removed"))
         return name, {"name": name, "attestation": dict(record) if record else None, "changed": changed}, \
             {"container_id": cid}

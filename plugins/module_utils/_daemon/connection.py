@@ -9,19 +9,15 @@
 
 from __future__ import annotations
 
-import socket
-import struct
 import time
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AUDIT_BATCH
-from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import NOT_IN_CONTAINER_REPLY, peer_in_container
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err
 from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import send_wiped
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     ADMIN_OUTPUT_HARD_LIMIT,
     DECISION_DENY,
-    E_PEER_UNEXPECTED,
     E_PROTOCOL_ERROR,
     MAX_ADMIN_MESSAGE_BYTES,
     MAX_PROJECT_MESSAGE_BYTES,
@@ -67,54 +63,29 @@ class Connection:
         self.pending = None         # (lines, index): lines of a read not answered yet
         self.turn_waiting = False   # in its project's queue for the next turn
 
+    def admit(self):
+        """Count it as open (listener.py admitted its peer); its transport comes next pass."""
+        broker = self.broker
+        self.admitted = True
+        self.last = time.monotonic()
+        broker.conns.add(self)
+        broker.limits.opened(self)
+        if self.project is not None:
+            self.project.conns.add(self)
+
     # asyncio.Protocol interface (duck-typed: asyncio only calls these methods)
     def connection_made(self, transport):
         self.transport = transport
-        self.last = time.monotonic()
         broker = self.broker
-        broker.conns.add(self)
-        sock = None
-        try:
-            sock = transport.get_extra_info("socket")
-            self.pid, self.uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-        except (OSError, AttributeError, struct.error):
-            self.pid = self.uid = None
-        self.peer = (self.pid, self.uid)
         project = self.project
-        if project is not None:
-            if project.expected_uid is not None and self.uid != project.expected_uid:
-                self._refuse_peer(broker.peer_unexpected_reply, None)
-                return
-            if project.attestation is not None and not peer_in_container(sock, self.pid, project.attestation):
-                self._refuse_peer(NOT_IN_CONTAINER_REPLY, {"reason": "not_in_container"})
-                return
-        refused = broker.limits.check(self, broker.projects)
-        if refused is not None:
-            if project is not None:
-                project.counters["connections_refused"] += 1
-            broker.limits.note_refusal(broker, self, refused[0])
-            self.closed = True
-            transport.write(broker.limits.refusal_reply(self, *refused))
-            transport.close()
-            return
-        self.admitted = True
-        broker.limits.opened(self)
         transport.set_write_buffer_limits(OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER)
-        if project is not None:
-            project.conns.add(self)
-            if project.name in broker.audit.paused_projects:
-                transport.pause_reading()
-        if broker.draining:
+        if self.closed or broker.draining or (project is not None and broker.projects.get(project.name) is not project):
+            # Closed before it had a transport: draining, its project unregistered, its attestation changed.
             self.closed = True
-            transport.close()
-
-    def _refuse_peer(self, reply, extra):
-        project = self.project
-        project.counters["peer_unexpected"] += 1
-        self.broker.audit.emit_repeatable("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, self.peer, 0, extra)
-        self.closed = True
-        self.transport.write(reply)
-        self.transport.close()
+            transport.abort()
+            return
+        if project is not None and project.name in broker.audit.paused_projects:
+            transport.pause_reading()
 
     def connection_lost(self, exc):
         self.closed = True
@@ -316,6 +287,9 @@ class Connection:
 
 def close_or_abort(conn):
     """Close after the pending output, or at once when the client is not reading it."""
+    conn.closed = True
+    if conn.transport is None:
+        return      # admitted, no transport yet: connection_made aborts it
     if conn.output_paused:
         conn.transport.abort()
     else:

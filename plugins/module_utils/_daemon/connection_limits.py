@@ -32,6 +32,8 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     PROJECT_CONNECTION_FLOOR,
 )
 
+_REPLY_CACHE_SIZE = 256
+
 
 def descriptor_limit():
     """The soft RLIMIT_NOFILE, raised to the hard limit when allowed (the unit sets both)."""
@@ -60,17 +62,17 @@ class ConnectionLimits:
         self.pending = {}          # project name (None: admin) -> [refusals not yet reported, window start, reason]
         self.accept_failures = 0
         self._accept_pending = [0, 0.0, None]
+        self._replies = {}
 
     def project_budget(self, nprojects):
         """Descriptors project connections may hold (one more per project for its listener)."""
         return max(0, self.nofile - FD_RESERVE - nprojects)
 
-    def check(self, conn, projects):
-        """None when ``conn`` may stay open, else (scope, limit) of the limit it passes."""
-        pid = conn.pid
+    def check(self, pid, project, projects):
+        """None when one more connection of ``pid`` to ``project`` (None: admin) may open,
+        else (scope, limit) of the limit it would pass."""
         if pid is not None and self.by_pid.get(pid, 0) >= self.max_peer:
             return "peer", self.max_peer
-        project = conn.project
         if project is None:
             if self.admin_open >= MAX_ADMIN_CONNECTIONS:
                 return "admin", MAX_ADMIN_CONNECTIONS
@@ -111,28 +113,37 @@ class ConnectionLimits:
         else:
             self.project_open -= 1
 
-    def refusal_reply(self, conn, scope, limit):
+    def refusal_reply(self, pid, project, scope, limit):
+        """The ``too_many_connections`` line, built once per (scope, who, limit): a flood repeats it."""
         self.refused += 1
-        what = {"peer": "process %s" % conn.pid, "admin": "the admin socket", "daemon": "all projects together"}
-        where = what.get(scope, "project %s" % (conn.project.name if conn.project is not None else None))
-        return err(E_TOO_MANY_CONNECTIONS, "%s already has %d open connection(s), the limit; close one and retry"
-                   % (where, limit), {"scope": scope, "limit": limit})
+        who = pid if scope == "peer" else project.name if scope == "project" else None
+        key = (scope, who, limit)
+        reply = self._replies.get(key)
+        if reply is None:
+            what = {"peer": "process %s" % pid, "admin": "the admin socket", "daemon": "all projects together"}
+            where = what.get(scope, "project %s" % who)
+            reply = err(E_TOO_MANY_CONNECTIONS, "%s already has %d open connection(s), the limit; close one and retry"
+                        % (where, limit), {"scope": scope, "limit": limit})
+            if len(self._replies) >= _REPLY_CACHE_SIZE:
+                self._replies.clear()   # many refused pids: bounded, rebuilt on demand
+            self._replies[key] = reply
+        return reply
 
-    def note_refusal(self, broker, conn, scope):
+    def note_refusal(self, broker, project, scope, peer):
         """Count a refusal; log and audit it now only when its window has no report yet."""
-        key = conn.project.name if conn.project is not None else None
+        key = project.name if project is not None else None
         now = time.monotonic()
         entry = self.pending.get(key)
         if entry is None or now - entry[1] >= LIMIT_REPORT_INTERVAL:
             refused = 1 + (entry[0] if entry is not None else 0)
             self.pending[key] = [0, now, scope]
-            self._report(broker, key, refused, scope, conn.peer)
+            self._report(broker, key, refused, scope, peer)
         else:
             entry[0] += 1
             entry[2] = scope
 
     def note_accept_failure(self, exc):
-        """asyncio's accept loop hit EMFILE/ENFILE/ENOBUFS/ENOMEM: one warning per interval."""
+        """accept() failed (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...): one warning per interval."""
         self.accept_failures += 1
         entry = self._accept_pending
         now = time.monotonic()

@@ -15,6 +15,7 @@ import time
 
 from ansible_collections.remo.broker.plugins.module_utils._daemon import sockets
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
+from ansible_collections.remo.broker.plugins.module_utils._daemon.listener import Listener
 from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import REFUSE_ALL, restored_record
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log, sd_notify
 from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import ok
@@ -25,11 +26,9 @@ from ansible_collections.remo.broker.plugins.module_utils._manifest import (
     load_manifest,
 )
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
-    ACCEPT_BATCH,
     COUNTER_NAMES,
     DAEMON_VERSION,
     E_MANIFEST_INVALID,
-    LISTEN_BACKLOG,
     PROJECT_SOCKET_MODE,
     PROTOCOL_VERSION,
     REGISTRATIONS_FILE_NAME,
@@ -51,7 +50,7 @@ class Project:
 
     __slots__ = ("name", "project_path", "expected_uid", "manifest", "manifest_path", "manifest_sha256",
                  "allowlist", "allowlist_list", "socket_path", "socket_dir", "link_path", "server", "counters",
-                 "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "sock", "conns", "manifest_error",
+                 "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "conns", "manifest_error",
                  "attestation")
 
     def __init__(self, name, project_path, expected_uid, run_dir, manifest_path=None):
@@ -67,8 +66,7 @@ class Project:
         self.socket_dir = project_socket_dir(run_dir, name)
         self.socket_path = project_dir_socket_path(run_dir, name)
         self.link_path = project_socket_path(run_dir, name)
-        self.server = None
-        self.sock = None
+        self.server = None      # its Listener while its socket is served
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self.tokens = None
         self.tokens_ts = 0.0
@@ -148,29 +146,12 @@ class Registry:
         sockets.open_project_dir(self.run_dir, project.socket_dir)
         sock = sockets.bind_unix(project.socket_path, PROJECT_SOCKET_MODE, uid=project.expected_uid)
         sockets.link_socket(project.link_path, os.path.relpath(project.socket_path, self.run_dir))
-        project.sock = sock
-        loop = self.loop
-
-        async def _serve():
-            server = await loop.create_unix_server(lambda: Connection(self, project), sock=sock, backlog=ACCEPT_BATCH)
-            sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
-            if self.projects.get(project.name) is not project or self.draining:
-                server.close()
-            else:
-                project.server = server
-
-        loop.create_task(_serve())
+        project.server = Listener(self, sock, project, lambda: Connection(self, project)).start()
 
     def stop_project_server(self, project, remove_dir=False):
         if project.server is not None:
             project.server.close()
             project.server = None
-        elif project.sock is not None:
-            try:
-                project.sock.close()
-            except OSError:
-                pass
-        project.sock = None
         from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
         for conn in list(project.conns):
             conn.closed = True

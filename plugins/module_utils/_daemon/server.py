@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event im
 from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
 from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
 from ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits import ConnectionLimits
+from ansible_collections.remo.broker.plugins.module_utils._daemon.listener import Listener
 from ansible_collections.remo.broker.plugins.module_utils._daemon.process import (
     harden_process,
     log,
@@ -36,7 +36,6 @@ from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory 
 from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import SecretStore
 from ansible_collections.remo.broker.plugins.module_utils._daemon.sockets import bind_unix, remove
 from ansible_collections.remo.broker.plugins.module_utils._protocol import (
-    ACCEPT_BATCH,
     ADMIN_SOCKET_MODE,
     AUDIT_DIR_MODE,
     DEFAULT_MAX_PEER_CONNECTIONS,
@@ -48,7 +47,6 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     EXIT_CONNECT,
     EXIT_OK,
     EXIT_USAGE,
-    LISTEN_BACKLOG,
     RUN_DIR_MODE,
     STATE_DIR_MODE,
     admin_socket_path,
@@ -74,7 +72,6 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.draining = False
         self.loop = None
         self.admin_server = None
-        self.admin_sock = None
         self.started = None
         self.audit = AuditQueue(self.audit_path, program, args.audit_checkpoint, args.audit_fail_open,
                                 float(args.audit_stall_timeout))
@@ -119,15 +116,12 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         import signal
         self.loop = loop = asyncio.get_running_loop()
         self.turns.loop = loop
-        loop.set_exception_handler(self._loop_exception)
+        loop.set_exception_handler(_loop_exception_handler)
         self.started = time.monotonic()
         self.audit.attach(loop, self._audit_pressure, self.projects)
         self.audit.on_health = self._audit_health
-        self.admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(),
-                                    refuse_live=True)
-        self.admin_server = await loop.create_unix_server(lambda: AdminConnection(self), sock=self.admin_sock,
-                                                          backlog=ACCEPT_BATCH)
-        self.admin_sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
+        admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(), refuse_live=True)
+        self.admin_server = Listener(self, admin_sock, None, lambda: AdminConnection(self)).start()
         self.restore_registrations()
         self._stop_future = loop.create_future()
         loop.add_signal_handler(signal.SIGTERM, self._request_stop, "SIGTERM")
@@ -192,8 +186,6 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         for project in self.projects.values():
             if project.server is not None:
                 project.server.close()
-            elif project.sock is not None:
-                project.sock.close()
         for conn in list(self.conns):
             if conn.watching or not (conn.buf or conn.pending):
                 conn.closed = True
@@ -212,18 +204,6 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
         log("info", "stopped")
 
-    def _loop_exception(self, loop, context):
-        exc = context.get("exception")
-        # asyncio's accept loop reports EMFILE/ENFILE once per pending connection and retries
-        # every second: count them, warn once per LIMIT_REPORT_INTERVAL.
-        if isinstance(exc, OSError) and exc.errno in _ACCEPT_RESOURCE_ERRNOS \
-                and str(context.get("message", "")).startswith("socket.accept()"):
-            self.limits.note_accept_failure(exc)
-            return
-        _loop_exception_handler(loop, context)
-
-
-_ACCEPT_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def _loop_exception_handler(loop, context):

@@ -2126,6 +2126,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
         import time
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
         from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import (
             CONTAINER_ID_RE,
             AttestationError,
@@ -2371,8 +2372,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                     project.attestation = record
                     self.save_registrations()
                     for conn in list(project.conns):    # admitted under the previous attestation
-                        conn.closed = True
-                        conn.transport.close()
+                        close_or_abort(conn)
                     log("info", "project %s: %s" % (name, "attested container %s" % cid if record else "attestation removed"))
                 return name, {"name": name, "attestation": dict(record) if record else None, "changed": changed}, \
                     {"container_id": cid}
@@ -4113,19 +4113,15 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
         #
         #
 
-        import socket
-        import struct
         import time
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AUDIT_BATCH
-        from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import NOT_IN_CONTAINER_REPLY, peer_in_container
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import CloseAfter, err
         from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory import send_wiped
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
             ADMIN_OUTPUT_HARD_LIMIT,
             DECISION_DENY,
-            E_PEER_UNEXPECTED,
             E_PROTOCOL_ERROR,
             MAX_ADMIN_MESSAGE_BYTES,
             MAX_PROJECT_MESSAGE_BYTES,
@@ -4171,54 +4167,29 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                 self.pending = None         # (lines, index): lines of a read not answered yet
                 self.turn_waiting = False   # in its project's queue for the next turn
 
+            def admit(self):
+                """Count it as open (listener.py admitted its peer); its transport comes next pass."""
+                broker = self.broker
+                self.admitted = True
+                self.last = time.monotonic()
+                broker.conns.add(self)
+                broker.limits.opened(self)
+                if self.project is not None:
+                    self.project.conns.add(self)
+
             # asyncio.Protocol interface (duck-typed: asyncio only calls these methods)
             def connection_made(self, transport):
                 self.transport = transport
-                self.last = time.monotonic()
                 broker = self.broker
-                broker.conns.add(self)
-                sock = None
-                try:
-                    sock = transport.get_extra_info("socket")
-                    self.pid, self.uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-                except (OSError, AttributeError, struct.error):
-                    self.pid = self.uid = None
-                self.peer = (self.pid, self.uid)
                 project = self.project
-                if project is not None:
-                    if project.expected_uid is not None and self.uid != project.expected_uid:
-                        self._refuse_peer(broker.peer_unexpected_reply, None)
-                        return
-                    if project.attestation is not None and not peer_in_container(sock, self.pid, project.attestation):
-                        self._refuse_peer(NOT_IN_CONTAINER_REPLY, {"reason": "not_in_container"})
-                        return
-                refused = broker.limits.check(self, broker.projects)
-                if refused is not None:
-                    if project is not None:
-                        project.counters["connections_refused"] += 1
-                    broker.limits.note_refusal(broker, self, refused[0])
-                    self.closed = True
-                    transport.write(broker.limits.refusal_reply(self, *refused))
-                    transport.close()
-                    return
-                self.admitted = True
-                broker.limits.opened(self)
                 transport.set_write_buffer_limits(OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER)
-                if project is not None:
-                    project.conns.add(self)
-                    if project.name in broker.audit.paused_projects:
-                        transport.pause_reading()
-                if broker.draining:
+                if self.closed or broker.draining or (project is not None and broker.projects.get(project.name) is not project):
+                    # Closed before it had a transport: draining, its project unregistered, its attestation changed.
                     self.closed = True
-                    transport.close()
-
-            def _refuse_peer(self, reply, extra):
-                project = self.project
-                project.counters["peer_unexpected"] += 1
-                self.broker.audit.emit_repeatable("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, self.peer, 0, extra)
-                self.closed = True
-                self.transport.write(reply)
-                self.transport.close()
+                    transport.abort()
+                    return
+                if project is not None and project.name in broker.audit.paused_projects:
+                    transport.pause_reading()
 
             def connection_lost(self, exc):
                 self.closed = True
@@ -4420,6 +4391,9 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
 
         def close_or_abort(conn):
             """Close after the pending output, or at once when the client is not reading it."""
+            conn.closed = True
+            if conn.transport is None:
+                return      # admitted, no transport yet: connection_made aborts it
             if conn.output_paused:
                 conn.transport.abort()
             else:
@@ -4460,6 +4434,8 @@ per ``LIMIT_REPORT_INTERVAL``, not once each.
             MAX_ADMIN_CONNECTIONS,
             PROJECT_CONNECTION_FLOOR,
         )
+
+        _REPLY_CACHE_SIZE = 256
         #
 
         def descriptor_limit():
@@ -4489,17 +4465,17 @@ per ``LIMIT_REPORT_INTERVAL``, not once each.
                 self.pending = {}          # project name (None: admin) -> [refusals not yet reported, window start, reason]
                 self.accept_failures = 0
                 self._accept_pending = [0, 0.0, None]
+                self._replies = {}
 
             def project_budget(self, nprojects):
                 """Descriptors project connections may hold (one more per project for its listener)."""
                 return max(0, self.nofile - FD_RESERVE - nprojects)
 
-            def check(self, conn, projects):
-                """None when ``conn`` may stay open, else (scope, limit) of the limit it passes."""
-                pid = conn.pid
+            def check(self, pid, project, projects):
+                """None when one more connection of ``pid`` to ``project`` (None: admin) may open,
+        else (scope, limit) of the limit it would pass."""
                 if pid is not None and self.by_pid.get(pid, 0) >= self.max_peer:
                     return "peer", self.max_peer
-                project = conn.project
                 if project is None:
                     if self.admin_open >= MAX_ADMIN_CONNECTIONS:
                         return "admin", MAX_ADMIN_CONNECTIONS
@@ -4540,28 +4516,37 @@ per ``LIMIT_REPORT_INTERVAL``, not once each.
                 else:
                     self.project_open -= 1
 
-            def refusal_reply(self, conn, scope, limit):
+            def refusal_reply(self, pid, project, scope, limit):
+                """The ``too_many_connections`` line, built once per (scope, who, limit): a flood repeats it."""
                 self.refused += 1
-                what = {"peer": "process %s" % conn.pid, "admin": "the admin socket", "daemon": "all projects together"}
-                where = what.get(scope, "project %s" % (conn.project.name if conn.project is not None else None))
-                return err(E_TOO_MANY_CONNECTIONS, "%s already has %d open connection(s), the limit; close one and retry"
-                           % (where, limit), {"scope": scope, "limit": limit})
+                who = pid if scope == "peer" else project.name if scope == "project" else None
+                key = (scope, who, limit)
+                reply = self._replies.get(key)
+                if reply is None:
+                    what = {"peer": "process %s" % pid, "admin": "the admin socket", "daemon": "all projects together"}
+                    where = what.get(scope, "project %s" % who)
+                    reply = err(E_TOO_MANY_CONNECTIONS, "%s already has %d open connection(s), the limit; close one and retry"
+                                % (where, limit), {"scope": scope, "limit": limit})
+                    if len(self._replies) >= _REPLY_CACHE_SIZE:
+                        self._replies.clear()   # many refused pids: bounded, rebuilt on demand
+                    self._replies[key] = reply
+                return reply
 
-            def note_refusal(self, broker, conn, scope):
+            def note_refusal(self, broker, project, scope, peer):
                 """Count a refusal; log and audit it now only when its window has no report yet."""
-                key = conn.project.name if conn.project is not None else None
+                key = project.name if project is not None else None
                 now = time.monotonic()
                 entry = self.pending.get(key)
                 if entry is None or now - entry[1] >= LIMIT_REPORT_INTERVAL:
                     refused = 1 + (entry[0] if entry is not None else 0)
                     self.pending[key] = [0, now, scope]
-                    self._report(broker, key, refused, scope, conn.peer)
+                    self._report(broker, key, refused, scope, peer)
                 else:
                     entry[0] += 1
                     entry[2] = scope
 
             def note_accept_failure(self, exc):
-                """asyncio's accept loop hit EMFILE/ENFILE/ENOBUFS/ENOMEM: one warning per interval."""
+                """accept() failed (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...): one warning per interval."""
                 self.accept_failures += 1
                 entry = self._accept_pending
                 now = time.monotonic()
@@ -4608,7 +4593,158 @@ per ``LIMIT_REPORT_INTERVAL``, not once each.
                         "max_admin": MAX_ADMIN_CONNECTIONS, "refused": self.refused, "accept_failures": self.accept_failures}
 
     # ------------------------------------------------------------------------
-    class _m15:  # plugins/module_utils/_daemon/peer_attestation.py
+    class _m15:  # plugins/module_utils/_daemon/listener.py
+        # -*- coding: utf-8 -*-
+        # Copyright (c) remo.broker contributors
+        # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+        #
+        # This file is PRIVATE to the collection.  It is part of the remo-broker daemon,
+        # generated into roles/broker_install/files/remo_broker.py by scripts/bundle_daemon.py.
+
+        """Accepting connections: each is admitted or refused on its raw socket, before asyncio sees it.
+
+asyncio's own accept loop builds a task, a transport and a protocol for every socket it
+accepts, which costs far more than refusing one: a project that queues thousands of
+connections past its limit would make every other project wait behind that work.  Here
+a readable listening socket accepts at most ``ACCEPT_BATCH`` sockets per loop pass; each
+one's peer is checked (uid, attested container, connection limits) and a refused one
+gets its one-line reply and is closed on the spot.  Only an admitted connection gets a
+transport (``loop.connect_accepted_socket``).
+"""
+        #
+        #
+
+        import errno
+        import socket
+        import struct
+
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import NOT_IN_CONTAINER_REPLY, peer_in_container
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log
+        from ansible_collections.remo.broker.plugins.module_utils._protocol import (
+            ACCEPT_BATCH,
+            DECISION_DENY,
+            E_PEER_UNEXPECTED,
+            LISTEN_BACKLOG,
+        )
+
+        ACCEPT_RETRY_DELAY = 1.0    # seconds a socket rests after accept() failed for want of resources (as asyncio)
+        _RETRY_LATER = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+        _SKIP = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAGAIN))
+        _PEERCRED = struct.Struct("3i")
+        #
+
+        class Listener:
+            """One listening Unix socket (a project's, or the admin socket when ``project`` is None)."""
+
+            __slots__ = ("broker", "sock", "project", "factory", "loop", "fd", "closed", "_retry")
+
+            def __init__(self, broker, sock, project, factory):
+                self.broker = broker
+                self.sock = sock
+                self.project = project
+                self.factory = factory      # () -> Connection
+                self.loop = broker.loop
+                self.fd = sock.fileno()
+                self.closed = False
+                self._retry = None
+
+            def start(self):
+                self.sock.setblocking(False)
+                self.sock.listen(LISTEN_BACKLOG)
+                self.loop.add_reader(self.fd, self._accept_ready)
+                return self
+
+            def close(self):
+                if self.closed:
+                    return
+                self.closed = True
+                if self._retry is not None:
+                    self._retry.cancel()
+                    self._retry = None
+                else:
+                    self.loop.remove_reader(self.fd)
+                self.sock.close()
+
+            def _resume(self):
+                self._retry = None
+                if not self.closed:
+                    self.loop.add_reader(self.fd, self._accept_ready)
+
+            def _accept_ready(self):
+                # socket.accept() would look up the listener's family and type as enums for every
+                # socket; the raw accept and the known constants cost a third less per refusal.
+                accept = self.sock._accept     # pylint: disable=protected-access
+                for _ in range(ACCEPT_BATCH):
+                    try:
+                        conn_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, accept()[0])
+                    except BlockingIOError:
+                        return
+                    except OSError as exc:
+                        if exc.errno in _SKIP:
+                            continue
+                        # Out of descriptors or memory (or anything unforeseen): count it, warn once
+                        # per interval, and rest this socket instead of spinning on the error.
+                        self.broker.limits.note_accept_failure(exc)
+                        self.loop.remove_reader(self.fd)
+                        self._retry = self.loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
+                        return
+                    conn_sock.setblocking(False)    # an accepted socket starts blocking; the loop must never wait on one
+                    self._admit(conn_sock)
+
+            def _admit(self, sock):
+                broker = self.broker
+                project = self.project
+                try:
+                    pid, uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+                except (OSError, struct.error):
+                    pid = uid = None
+                peer = (pid, uid)
+                if project is not None:
+                    reply = None
+                    extra = None
+                    if project.expected_uid is not None and uid != project.expected_uid:
+                        reply = broker.peer_unexpected_reply
+                    elif project.attestation is not None and not peer_in_container(sock, pid, project.attestation):
+                        reply, extra = NOT_IN_CONTAINER_REPLY, {"reason": "not_in_container"}
+                    if reply is not None:
+                        project.counters["peer_unexpected"] += 1
+                        broker.audit.emit_repeatable("connect", project.name, E_PEER_UNEXPECTED, DECISION_DENY, peer, 0, extra)
+                        _refuse(sock, reply)
+                        return
+                limits = broker.limits
+                refused = limits.check(pid, project, broker.projects)
+                if refused is not None:
+                    if project is not None:
+                        project.counters["connections_refused"] += 1
+                    limits.note_refusal(broker, project, refused[0], peer)
+                    _refuse(sock, limits.refusal_reply(pid, project, *refused))
+                    return
+                conn = self.factory()
+                conn.pid, conn.uid, conn.peer = pid, uid, peer
+                conn.admit()
+                task = self.loop.create_task(self.loop.connect_accepted_socket(lambda: conn, sock))
+                task.add_done_callback(lambda done: _transport_failed(done, conn, sock))
+        #
+
+        def _refuse(sock, reply):
+            """Send a refusal's one line (it fits a fresh socket's buffer) and close."""
+            try:
+                sock.send(reply)
+            except OSError:
+                pass
+            sock.close()
+        #
+
+        def _transport_failed(task, conn, sock):
+            if task.cancelled() or task.exception() is not None:
+                if conn.transport is None:
+                    log("warning", "cannot serve an accepted connection: %s"
+                        % (type(task.exception()).__name__ if not task.cancelled() else "cancelled"))
+                    conn.connection_lost(None)
+                    sock.close()
+
+    # ------------------------------------------------------------------------
+    class _m16:  # plugins/module_utils/_daemon/peer_attestation.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4759,7 +4895,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
             return {"container_id": cid, "hierarchy": hierarchy, "cgroup": cgroup}
 
     # ------------------------------------------------------------------------
-    class _m16:  # plugins/module_utils/_daemon/process.py
+    class _m17:  # plugins/module_utils/_daemon/process.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -4851,7 +4987,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 pass
 
     # ------------------------------------------------------------------------
-    class _m17:  # plugins/module_utils/_daemon/project_requests.py
+    class _m18:  # plugins/module_utils/_daemon/project_requests.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5006,7 +5142,7 @@ own.  See docs/devcontainer.md for what this does and does not stop.
                 return CloseAfter(err(E_PROTOCOL_ERROR, message))
 
     # ------------------------------------------------------------------------
-    class _m18:  # plugins/module_utils/_daemon/project_turns.py
+    class _m19:  # plugins/module_utils/_daemon/project_turns.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5093,7 +5229,7 @@ that sends one request at a time queues a turn once per share, not once per requ
                         queue.popleft().resume_turn()
 
     # ------------------------------------------------------------------------
-    class _m19:  # plugins/module_utils/_daemon/registry.py
+    class _m20:  # plugins/module_utils/_daemon/registry.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5111,6 +5247,7 @@ that sends one request at a time queues a turn once per share, not once per requ
 
         from ansible_collections.remo.broker.plugins.module_utils._daemon import sockets
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event import audit_event
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.listener import Listener
         from ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation import REFUSE_ALL, restored_record
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import log, sd_notify
         from ansible_collections.remo.broker.plugins.module_utils._daemon.replies import ok
@@ -5121,11 +5258,9 @@ that sends one request at a time queues a turn once per share, not once per requ
             load_manifest,
         )
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
-            ACCEPT_BATCH,
             COUNTER_NAMES,
             DAEMON_VERSION,
             E_MANIFEST_INVALID,
-            LISTEN_BACKLOG,
             PROJECT_SOCKET_MODE,
             PROTOCOL_VERSION,
             REGISTRATIONS_FILE_NAME,
@@ -5147,7 +5282,7 @@ that sends one request at a time queues a turn once per share, not once per requ
 
             __slots__ = ("name", "project_path", "expected_uid", "manifest", "manifest_path", "manifest_sha256",
                          "allowlist", "allowlist_list", "socket_path", "socket_dir", "link_path", "server", "counters",
-                         "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "sock", "conns", "manifest_error",
+                         "tokens", "tokens_ts", "watchers", "ping_reply", "info_reply", "conns", "manifest_error",
                          "attestation")
 
             def __init__(self, name, project_path, expected_uid, run_dir, manifest_path=None):
@@ -5163,8 +5298,7 @@ that sends one request at a time queues a turn once per share, not once per requ
                 self.socket_dir = project_socket_dir(run_dir, name)
                 self.socket_path = project_dir_socket_path(run_dir, name)
                 self.link_path = project_socket_path(run_dir, name)
-                self.server = None
-                self.sock = None
+                self.server = None      # its Listener while its socket is served
                 self.counters = dict.fromkeys(COUNTER_NAMES, 0)
                 self.tokens = None
                 self.tokens_ts = 0.0
@@ -5244,29 +5378,12 @@ that sends one request at a time queues a turn once per share, not once per requ
                 sockets.open_project_dir(self.run_dir, project.socket_dir)
                 sock = sockets.bind_unix(project.socket_path, PROJECT_SOCKET_MODE, uid=project.expected_uid)
                 sockets.link_socket(project.link_path, os.path.relpath(project.socket_path, self.run_dir))
-                project.sock = sock
-                loop = self.loop
-
-                async def _serve():
-                    server = await loop.create_unix_server(lambda: Connection(self, project), sock=sock, backlog=ACCEPT_BATCH)
-                    sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
-                    if self.projects.get(project.name) is not project or self.draining:
-                        server.close()
-                    else:
-                        project.server = server
-
-                loop.create_task(_serve())
+                project.server = Listener(self, sock, project, lambda: Connection(self, project)).start()
 
             def stop_project_server(self, project, remove_dir=False):
                 if project.server is not None:
                     project.server.close()
                     project.server = None
-                elif project.sock is not None:
-                    try:
-                        project.sock.close()
-                    except OSError:
-                        pass
-                project.sock = None
                 from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
                 for conn in list(project.conns):
                     conn.closed = True
@@ -5416,7 +5533,7 @@ that sends one request at a time queues a turn once per share, not once per requ
                 return load_manifest(manifest_path, expected_project=name)
 
     # ------------------------------------------------------------------------
-    class _m20:  # plugins/module_utils/_daemon/replies.py
+    class _m21:  # plugins/module_utils/_daemon/replies.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5465,7 +5582,7 @@ that sends one request at a time queues a turn once per share, not once per requ
                 self.project = project
 
     # ------------------------------------------------------------------------
-    class _m21:  # plugins/module_utils/_daemon/secret_memory.py
+    class _m22:  # plugins/module_utils/_daemon/secret_memory.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -5735,7 +5852,7 @@ What none of this reaches is in docs/daemon.md ("Secret memory").
             return "unlimited" if soft == resource.RLIM_INFINITY else "%d bytes" % soft
 
     # ------------------------------------------------------------------------
-    class _m22:  # plugins/module_utils/_daemon/secret_store.py
+    class _m23:  # plugins/module_utils/_daemon/secret_store.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -6152,7 +6269,7 @@ that ranks first: the default source, then the others in name order.
                 }
 
     # ------------------------------------------------------------------------
-    class _m23:  # plugins/module_utils/_daemon/server.py
+    class _m24:  # plugins/module_utils/_daemon/server.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -6164,7 +6281,6 @@ that ranks first: the default source, then the others in name order.
         #
         #
 
-        import errno
         import os
         import sys
         import time
@@ -6176,6 +6292,7 @@ that ranks first: the default source, then the others in name order.
         from ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue import AuditQueue
         from ansible_collections.remo.broker.plugins.module_utils._daemon.connection import close_or_abort
         from ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits import ConnectionLimits
+        from ansible_collections.remo.broker.plugins.module_utils._daemon.listener import Listener
         from ansible_collections.remo.broker.plugins.module_utils._daemon.process import (
             harden_process,
             log,
@@ -6191,7 +6308,6 @@ that ranks first: the default source, then the others in name order.
         from ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store import SecretStore
         from ansible_collections.remo.broker.plugins.module_utils._daemon.sockets import bind_unix, remove
         from ansible_collections.remo.broker.plugins.module_utils._protocol import (
-            ACCEPT_BATCH,
             ADMIN_SOCKET_MODE,
             AUDIT_DIR_MODE,
             DEFAULT_MAX_PEER_CONNECTIONS,
@@ -6203,7 +6319,6 @@ that ranks first: the default source, then the others in name order.
             EXIT_CONNECT,
             EXIT_OK,
             EXIT_USAGE,
-            LISTEN_BACKLOG,
             RUN_DIR_MODE,
             STATE_DIR_MODE,
             admin_socket_path,
@@ -6229,7 +6344,6 @@ that ranks first: the default source, then the others in name order.
                 self.draining = False
                 self.loop = None
                 self.admin_server = None
-                self.admin_sock = None
                 self.started = None
                 self.audit = AuditQueue(self.audit_path, program, args.audit_checkpoint, args.audit_fail_open,
                                         float(args.audit_stall_timeout))
@@ -6274,15 +6388,12 @@ that ranks first: the default source, then the others in name order.
                 import signal
                 self.loop = loop = asyncio.get_running_loop()
                 self.turns.loop = loop
-                loop.set_exception_handler(self._loop_exception)
+                loop.set_exception_handler(_loop_exception_handler)
                 self.started = time.monotonic()
                 self.audit.attach(loop, self._audit_pressure, self.projects)
                 self.audit.on_health = self._audit_health
-                self.admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(),
-                                            refuse_live=True)
-                self.admin_server = await loop.create_unix_server(lambda: AdminConnection(self), sock=self.admin_sock,
-                                                                  backlog=ACCEPT_BATCH)
-                self.admin_sock.listen(LISTEN_BACKLOG)   # asyncio's backlog is also its accepts per pass
+                admin_sock = bind_unix(admin_socket_path(self.run_dir), ADMIN_SOCKET_MODE, gid=self._admin_gid(), refuse_live=True)
+                self.admin_server = Listener(self, admin_sock, None, lambda: AdminConnection(self)).start()
                 self.restore_registrations()
                 self._stop_future = loop.create_future()
                 loop.add_signal_handler(signal.SIGTERM, self._request_stop, "SIGTERM")
@@ -6347,8 +6458,6 @@ that ranks first: the default source, then the others in name order.
                 for project in self.projects.values():
                     if project.server is not None:
                         project.server.close()
-                    elif project.sock is not None:
-                        project.sock.close()
                 for conn in list(self.conns):
                     if conn.watching or not (conn.buf or conn.pending):
                         conn.closed = True
@@ -6366,19 +6475,7 @@ that ranks first: the default source, then the others in name order.
                 self.audit.coalescer.flush()
                 self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
                 log("info", "stopped")
-
-            def _loop_exception(self, loop, context):
-                exc = context.get("exception")
-                # asyncio's accept loop reports EMFILE/ENFILE once per pending connection and retries
-                # every second: count them, warn once per LIMIT_REPORT_INTERVAL.
-                if isinstance(exc, OSError) and exc.errno in _ACCEPT_RESOURCE_ERRNOS \
-                        and str(context.get("message", "")).startswith("socket.accept()"):
-                    self.limits.note_accept_failure(exc)
-                    return
-                _loop_exception_handler(loop, context)
         #
-
-        _ACCEPT_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
         #
 
         def _loop_exception_handler(loop, context):
@@ -6458,7 +6555,7 @@ that ranks first: the default source, then the others in name order.
             return EXIT_OK
 
     # ------------------------------------------------------------------------
-    class _m24:  # plugins/module_utils/_daemon/sockets.py
+    class _m25:  # plugins/module_utils/_daemon/sockets.py
         # -*- coding: utf-8 -*-
         # Copyright (c) remo.broker contributors
         # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -6640,18 +6737,19 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2845, 450),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3298, 345),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3646, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4105, 322),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4430, 179),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m15', 4612, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m16', 4763, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m17', 4855, 152),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m18', 5010, 84),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m19', 5097, 320),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m20', 5420, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m21', 5469, 267),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m22', 5739, 414),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m23', 6156, 303),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m24', 6462, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4105, 296),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4404, 190),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.listener', 'plugins/module_utils/_daemon/listener.py', '_m15', 4597, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m16', 4748, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m17', 4899, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m18', 4991, 152),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m19', 5146, 84),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m20', 5233, 301),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m21', 5537, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m22', 5586, 267),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m23', 5856, 414),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m24', 6273, 283),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m25', 6559, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

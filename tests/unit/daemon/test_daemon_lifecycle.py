@@ -229,6 +229,10 @@ def test_many_concurrent_clients(broker_factory):
     broker = broker_factory("--rate-limit", "0")
     broker.make_project("conc", ["A"], expected_uid=os.getuid())
     broker.call("push-creds", secrets={"A": "v"})
+    # Those admin connections were this process's: they count against its per-process
+    # limit (64) until the daemon has seen them close. Ask from another process.
+    wait_for(lambda: json.loads(broker.run_cli("status", "--socket", broker.admin_socket).stdout or "{}")
+             .get("connections", {}).get("admin_open") == 1, what="the admin connections to close")
     socks = []
     for _index in range(64):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
