@@ -287,61 +287,106 @@ def cpu_ns(pid):
     return total
 
 
-def bench_ab_push(base, other, rounds=7, iterations=40, warmup=5):
-    """``push-creds`` of 1,000 secrets on the role's daemon (B) and ``other`` (A), interleaved.
+def bench_connect(broker, n=1000, warmup=50):
+    """``get`` on a fresh connection each (connect, request, reply, close), as the lookups do."""
+    path = broker.project_socket("p")
+    request = b'{"op":"get","name":"TOKEN"}\n'
+    times = []
+    for i in range(n + warmup):
+        t0 = time.perf_counter_ns()
+        sock = connect(path)
+        sock.sendall(request)
+        buf = sock.recv(4096)
+        while not buf.endswith(b"\n"):
+            buf += sock.recv(4096)
+        sock.close()
+        elapsed = time.perf_counter_ns() - t0
+        if i == 0 and json.loads(buf).get("ok") is not True:
+            raise RuntimeError("get failed: %r" % buf)
+        if i >= warmup:
+            times.append(elapsed)
+    return {"p50_ms": pct(times, 50) / 1e6, "p99_ms": pct(times, 99) / 1e6, "n": len(times)}
 
-    Each round runs ``bench_push`` on A and on B (the order flips every round); the
-    serving process's CPU per push is taken from schedstat, which does not depend on how
-    much of a core the scheduler granted.
+
+def _ab_rounds(base, other, rounds, kind, prepare, measure, count, unit):
+    """Interleaved A/B: ``measure(broker)`` on the role's daemon (B) and ``other`` (A) each round.
+
+    The order flips every round; the serving process's CPU per operation (``count`` of
+    them per measurement) is taken from schedstat, which does not depend on how much of
+    a core the scheduler granted.
     """
-    daemons = {label: Daemon(os.path.join(base, "abpush-" + label), rate_limit=0, daemon=path).start()
-               for label, path in (("A", other), ("B", DAEMON))}
-    runs = []
+    daemons = {}
     try:
+        for label, path in (("A", other), ("B", DAEMON)):
+            daemons[label] = Daemon(os.path.join(base, "ab%s-%s" % (kind, label)), rate_limit=0, daemon=path).start()
+            prepare(daemons[label])
+        runs = []
         for rnd in range(rounds):
             order = ("A", "B") if rnd % 2 == 0 else ("B", "A")
             row = {"round": rnd, "order": "".join(order), "load_average": os.getloadavg()}
             for label in order:
                 broker = daemons[label]
                 before = cpu_ns(broker.pid)
-                point = bench_push(broker, iterations=iterations, warmup=warmup)
-                point["cpu_ms_per_push"] = (cpu_ns(broker.pid) - before) / 1e6 / (iterations + warmup)
+                point = measure(broker)
+                point["cpu_ms_per_" + unit] = (cpu_ns(broker.pid) - before) / 1e6 / count
                 row[label] = point
             row["b_over_a"] = row["B"]["p50_ms"] / row["A"]["p50_ms"]
-            row["b_over_a_cpu"] = row["B"]["cpu_ms_per_push"] / row["A"]["cpu_ms_per_push"]
-            sys.stderr.write("[round %d %s] push p50: A %.2f ms B %.2f ms (B/A %.3f); CPU/push: A %.2f ms B %.2f ms "
-                             "(B/A %.3f), load %.1f\n" % (rnd, row["order"], row["A"]["p50_ms"], row["B"]["p50_ms"],
-                                                          row["b_over_a"], row["A"]["cpu_ms_per_push"],
-                                                          row["B"]["cpu_ms_per_push"], row["b_over_a_cpu"],
+            row["b_over_a_cpu"] = row["B"]["cpu_ms_per_" + unit] / row["A"]["cpu_ms_per_" + unit]
+            sys.stderr.write("[round %d %s] %s p50: A %.3f ms B %.3f ms (B/A %.3f); CPU/%s: A %.4f ms B %.4f ms "
+                             "(B/A %.3f), load %.1f\n" % (rnd, row["order"], kind, row["A"]["p50_ms"], row["B"]["p50_ms"],
+                                                          row["b_over_a"], unit, row["A"]["cpu_ms_per_" + unit],
+                                                          row["B"]["cpu_ms_per_" + unit], row["b_over_a_cpu"],
                                                           os.getloadavg()[0]))
             runs.append(row)
     finally:
         for broker in daemons.values():
             broker.stop()
+    cpu = "cpu_ms_per_" + unit
     summary = {key: _spread([r[label][metric] for r in runs]) for key, label, metric in (
-        ("A_p50_ms", "A", "p50_ms"), ("B_p50_ms", "B", "p50_ms"),
-        ("A_cpu_ms_per_push", "A", "cpu_ms_per_push"), ("B_cpu_ms_per_push", "B", "cpu_ms_per_push"))}
+        ("A_p50_ms", "A", "p50_ms"), ("B_p50_ms", "B", "p50_ms"), ("A_cpu_ms", "A", cpu), ("B_cpu_ms", "B", cpu))}
     summary["B_over_A"] = _spread([r["b_over_a"] for r in runs])
     summary["B_over_A_cpu"] = _spread([r["b_over_a_cpu"] for r in runs])
     return {"runs": runs, "summary": summary}
 
 
-def render_ab_push(res):
+def bench_ab_push(base, other, rounds=7, iterations=40, warmup=5):
+    """``push-creds`` of 1,000 secrets on the role's daemon (B) and ``other`` (A), interleaved."""
+    res = _ab_rounds(base, other, rounds, "push", lambda broker: None,
+                     lambda broker: bench_push(broker, iterations=iterations, warmup=warmup), iterations + warmup, "push")
+    res["title"], res["unit"] = "push-creds, 1,000 secrets", "push"
+    return res
+
+
+def bench_ab_connect(base, other, rounds=7, n=1000, warmup=50):
+    """A ``get`` on a fresh connection each on the role's daemon (B) and ``other`` (A), interleaved."""
+    def prepare(broker):
+        broker.add_project("p", ("TOKEN",))
+        broker.admin_ok("push-creds", secrets={"TOKEN": "t" * 40})
+
+    res = _ab_rounds(base, other, rounds, "connect", prepare, lambda broker: bench_connect(broker, n, warmup),
+                     n + warmup, "connection")
+    res["title"], res["unit"] = "get on a fresh connection each", "connection"
+    return res
+
+
+def render_ab_rounds(res):
     m, s = res["machine"], res["summary"]
 
     def cell(spread, fmt="%.2f"):
         return (fmt + " (" + fmt + "–" + fmt + ")") % (spread["median"], spread["min"], spread["max"])
 
+    fmt = "%.3f" if res["unit"] == "connection" else "%.2f"
     return "\n".join([
         "machine: %s cores, %s, Python %s, commit %s; load average %s at start, %s at end; %d rounds" % (
             m["nproc"], m["cpu"] or "cpu?", m["python"], m["commit"],
             "/".join("%.1f" % x for x in res["load_average_at_start"]),
             "/".join("%.1f" % x for x in res["load_average_at_end"]), res["args"]["rounds"]),
         "A = %s, B = %s; median (min–max) over the rounds" % (res["a"], res["b"]), "",
-        "| push-creds, 1,000 secrets | A | B | B / A |", "|---|---:|---:|---:|",
-        "| wall p50 | %s ms | %s ms | %s |" % (cell(s["A_p50_ms"]), cell(s["B_p50_ms"]), cell(s["B_over_A"], "%.3f")),
-        "| serving-process CPU per push | %s ms | %s ms | %s |" % (
-            cell(s["A_cpu_ms_per_push"]), cell(s["B_cpu_ms_per_push"]), cell(s["B_over_A_cpu"], "%.3f")),
+        "| %s | A | B | B / A |" % res["title"], "|---|---:|---:|---:|",
+        "| wall p50 | %s ms | %s ms | %s |" % (cell(s["A_p50_ms"], fmt), cell(s["B_p50_ms"], fmt),
+                                            cell(s["B_over_A"], "%.3f")),
+        "| serving-process CPU per %s | %s ms | %s ms | %s |" % (
+            res["unit"], cell(s["A_cpu_ms"], fmt), cell(s["B_cpu_ms"], fmt), cell(s["B_over_A_cpu"], "%.3f")),
     ])
 
 
@@ -657,7 +702,12 @@ def main(argv=None):
     parser.add_argument("--ab-push", default=None, metavar="OTHER_DAEMON",
                         help="only compare push-creds of 1,000 secrets (wall p50 and the serving process's CPU per "
                              "push) with another daemon file (A) in interleaved rounds; OTHER_DAEMON as for --ab-load")
-    parser.add_argument("--rounds", type=int, default=7, help="rounds of --ab-load/--ab-push (median and range reported)")
+    parser.add_argument("--ab-connect", default=None, metavar="OTHER_DAEMON",
+                        help="only compare a get on a fresh connection each (wall p50 and the serving process's CPU "
+                             "per connection) with another daemon file (A) in interleaved rounds; OTHER_DAEMON as for "
+                             "--ab-load")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="rounds of --ab-load/--ab-push/--ab-connect (median and range reported)")
     parser.add_argument("--ab-depth", type=int, default=1, help="requests in flight per connection in --ab-load")
     parser.add_argument("--baselines", default=",".join(BASELINES),
                         type=lambda v: tuple(x for x in v.split(",") if x),
@@ -676,11 +726,15 @@ def main(argv=None):
 
     if args.json is None:
         args.json = os.path.join(HERE, "results", "bench_daemon_ab_load.json" if args.ab_load else
-                                 "bench_daemon_ab_push.json" if args.ab_push else "bench_daemon.json")
+                                 "bench_daemon_ab_push.json" if args.ab_push else
+                                 "bench_daemon_ab_connect.json" if args.ab_connect else "bench_daemon.json")
     base = tempfile.mkdtemp(prefix="rbbench", dir="/tmp")
     if args.ab_push:
-        return run_ab(args, base, args.ab_push, render_ab_push,
+        return run_ab(args, base, args.ab_push, render_ab_rounds,
                       lambda other: bench_ab_push(base, other, rounds=args.rounds))
+    if args.ab_connect:
+        return run_ab(args, base, args.ab_connect, render_ab_rounds,
+                      lambda other: bench_ab_connect(base, other, rounds=args.rounds))
     if args.ab_load:
         return run_ab(args, base, args.ab_load, render_ab_load,
                       lambda other: bench_ab_load(base, other, rounds=args.rounds, duration=args.duration,

@@ -94,6 +94,7 @@ PROJECT_OUTPUT_HARD_LIMIT = 524288     # unsent bytes that close a project conne
 ADMIN_OUTPUT_HARD_LIMIT = MAX_REPLY_BYTES + OUTPUT_HIGH_WATER + REPLY_BATCH_BYTES
 READ_CHUNK_BYTES = 262144              # asyncio's largest single read
 PROJECT_TURN_REQUESTS = 32             # requests one project has answered per event-loop pass (project_turns.py)
+RATE_LIMITED_TURN_COST = 4             # share a request costs while its project is out of rate-limit tokens
 
 # ---------------------------------------------------------------------------
 # Names

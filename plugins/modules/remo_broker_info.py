@@ -277,10 +277,11 @@ status:
     connections:
       description:
         - Open connections, the limits in force and refusals since the daemon started
-          (see the collection's docs/daemon.md, "Resource limits").
+          (see the collection's docs/daemon.md, "Resource limits"); C(turn_waits) counts the
+          times a connection waited for its project's next turn ("Fair turns").
       type: dict
       sample: {open: 3, admin_open: 1, project_open: 2, descriptor_limit: 65536, project_budget: 65182,
-               max_project: 256, max_peer: 64, max_admin: 32, refused: 0, accept_failures: 0}
+               max_project: 256, max_peer: 64, max_admin: 32, refused: 0, accept_failures: 0, turn_waits: 0}
     hardening:
       description: >-
         Process hardening in effect: C(dumpable) is V(0) when core dumps and ptrace by

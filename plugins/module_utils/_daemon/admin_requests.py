@@ -154,7 +154,7 @@ class AdminRequests:
             "projects": [p.describe() for p in self.projects.values()],
             "audit": self.audit.status(),
             "rate_limit": {"rps": self.rate, "burst": self.burst},
-            "connections": self.limits.status(self.projects),
+            "connections": dict(self.limits.status(self.projects), turn_waits=self.turns.deferred),
             "hardening": self.hardening,
         }, None
 

@@ -24,6 +24,7 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     OUTPUT_HIGH_WATER,
     OUTPUT_LOW_WATER,
     PROJECT_OUTPUT_HARD_LIMIT,
+    RATE_LIMITED_TURN_COST,
     READ_CHUNK_BYTES,
     REPLY_BATCH_BYTES,
 )
@@ -186,7 +187,7 @@ class Connection:
                 index += 1
                 continue    # a bare newline is no request: no reply, no token, no idle reset
             if left <= 0:
-                turns.charge(project, allowed)
+                turns.charge(project, allowed - left)
                 left = allowed = turns.left(project)
             if left <= 0:
                 # This project's share of the pass is used: the rest waits for its next turn.
@@ -216,6 +217,10 @@ class Connection:
                 # Never log the exception text: it may quote the request.
                 log("error", "request handler crashed: %s" % type(exc).__name__)
                 reply = self.broker.internal_error_reply
+            if turns is not None and project.tokens is not None and project.tokens < 1.0:
+                # Out of rate-limit tokens: every request of it is a rate_limited reply now,
+                # and such a project answers a smaller share per pass than one within its rate.
+                left -= RATE_LIMITED_TURN_COST - 1
             if reply:
                 out.append(reply)
                 size += len(reply)

@@ -205,6 +205,7 @@ module-level side effects.
         ADMIN_OUTPUT_HARD_LIMIT = MAX_REPLY_BYTES + OUTPUT_HIGH_WATER + REPLY_BATCH_BYTES
         READ_CHUNK_BYTES = 262144              # asyncio's largest single read
         PROJECT_TURN_REQUESTS = 32             # requests one project has answered per event-loop pass (project_turns.py)
+        RATE_LIMITED_TURN_COST = 4             # share a request costs while its project is out of rate-limit tokens
 
         # ---------------------------------------------------------------------------
         # Names
@@ -2266,7 +2267,7 @@ cannot redirect it between the check and the read.  Stdlib only, no side effects
                     "projects": [p.describe() for p in self.projects.values()],
                     "audit": self.audit.status(),
                     "rate_limit": {"rps": self.rate, "burst": self.burst},
-                    "connections": self.limits.status(self.projects),
+                    "connections": dict(self.limits.status(self.projects), turn_waits=self.turns.deferred),
                     "hardening": self.hardening,
                 }, None
 
@@ -4128,6 +4129,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             OUTPUT_HIGH_WATER,
             OUTPUT_LOW_WATER,
             PROJECT_OUTPUT_HARD_LIMIT,
+            RATE_LIMITED_TURN_COST,
             READ_CHUNK_BYTES,
             REPLY_BATCH_BYTES,
         )
@@ -4290,7 +4292,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         index += 1
                         continue    # a bare newline is no request: no reply, no token, no idle reset
                     if left <= 0:
-                        turns.charge(project, allowed)
+                        turns.charge(project, allowed - left)
                         left = allowed = turns.left(project)
                     if left <= 0:
                         # This project's share of the pass is used: the rest waits for its next turn.
@@ -4320,6 +4322,10 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         # Never log the exception text: it may quote the request.
                         log("error", "request handler crashed: %s" % type(exc).__name__)
                         reply = self.broker.internal_error_reply
+                    if turns is not None and project.tokens is not None and project.tokens < 1.0:
+                        # Out of rate-limit tokens: every request of it is a rate_limited reply now,
+                        # and such a project answers a smaller share per pass than one within its rate.
+                        left -= RATE_LIMITED_TURN_COST - 1
                     if reply:
                         out.append(reply)
                         size += len(reply)
@@ -6724,32 +6730,32 @@ symlink to the socket for host-side tools.
 
 
 _MODULES = (
-    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 207),
-    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 322, 1304),
-    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1629, 211),
-    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1843, 216),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2062, 48),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2113, 334),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2450, 126),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2579, 63),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2645, 45),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2693, 149),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2845, 450),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3298, 345),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3646, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4105, 296),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4404, 190),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.listener', 'plugins/module_utils/_daemon/listener.py', '_m15', 4597, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m16', 4748, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m17', 4899, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m18', 4991, 152),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m19', 5146, 84),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m20', 5233, 301),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m21', 5537, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m22', 5586, 267),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m23', 5856, 414),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m24', 6273, 283),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m25', 6559, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._protocol', 'plugins/module_utils/_protocol.py', '_m00', 112, 208),
+    ('ansible_collections.remo.broker.plugins.module_utils._manifest', 'plugins/module_utils/_manifest.py', '_m01', 323, 1304),
+    ('ansible_collections.remo.broker.plugins.module_utils._broker_client', 'plugins/module_utils/_broker_client.py', '_m02', 1630, 211),
+    ('ansible_collections.remo.broker.plugins.module_utils._trusted_path', 'plugins/module_utils/_trusted_path.py', '_m03', 1844, 216),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_connection', 'plugins/module_utils/_daemon/admin_connection.py', '_m04', 2063, 48),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.admin_requests', 'plugins/module_utils/_daemon/admin_requests.py', '_m05', 2114, 334),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_checkpoint', 'plugins/module_utils/_daemon/audit_checkpoint.py', '_m06', 2451, 126),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_coalesce', 'plugins/module_utils/_daemon/audit_coalesce.py', '_m07', 2580, 63),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_event', 'plugins/module_utils/_daemon/audit_event.py', '_m08', 2646, 45),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_file', 'plugins/module_utils/_daemon/audit_file.py', '_m09', 2694, 149),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2846, 450),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3299, 345),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3647, 456),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4106, 301),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4410, 190),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.listener', 'plugins/module_utils/_daemon/listener.py', '_m15', 4603, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m16', 4754, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m17', 4905, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m18', 4997, 152),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m19', 5152, 84),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m20', 5239, 301),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m21', 5543, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m22', 5592, 267),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m23', 5862, 414),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m24', 6279, 283),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m25', 6565, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access

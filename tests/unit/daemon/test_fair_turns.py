@@ -82,6 +82,39 @@ def test_a_pipelining_project_gets_one_share_per_pass_while_another_waits(broker
     assert_healthy(broker, "beta")
 
 
+def test_a_rate_limited_flood_answers_a_smaller_share_per_pass(broker_factory):
+    """Past its rate limit a project's requests are all ``rate_limited`` and cost
+    RATE_LIMITED_TURN_COST of its share each: its queued flood takes that many more turns."""
+    broker = broker_factory("--rate-burst", str(P.PROJECT_TURN_REQUESTS), rate_limit=1)
+    broker.add_project("alpha")
+    flood = [RawConn(broker.project_socket("alpha"), timeout=60) for _i in range(A_CONNECTIONS)]
+    try:
+        for conn in flood:      # admitted before the daemon stops; one token each
+            conn.send(PING)
+            assert json.loads(conn.read_line())["ok"] is True
+        waits_before = broker.admin_ok("status")["connections"]["turn_waits"]
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            for conn in flood:
+                assert conn.send(PING * A_PIPELINED)
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        codes = {}
+        for conn in flood:
+            for _i in range(A_PIPELINED):
+                code = json.loads(conn.read_line()).get("code", "ok")
+                codes[code] = codes.get(code, 0) + 1
+        assert codes.get("rate_limited", 0) >= A_CONNECTIONS * A_PIPELINED - P.PROJECT_TURN_REQUESTS - 5, codes
+        waits = broker.admin_ok("status")["connections"]["turn_waits"] - waits_before
+        # One wait per pass: 4,000 refusals at 32 / 4 per pass, against 4,000 / 32 at full cost.
+        share = P.PROJECT_TURN_REQUESTS // P.RATE_LIMITED_TURN_COST
+        assert waits >= 0.9 * codes["rate_limited"] / share, (waits, codes)
+    finally:
+        for conn in flood:
+            conn.close()
+    assert_healthy(broker)
+
+
 def test_runs_of_bare_newlines_answer_nothing_and_keep_the_requests_between_them(broker_factory):
     """Blank lines are dropped in bulk: the requests among them are answered, in order, once each."""
     broker = broker_factory(rate_limit=0)
