@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 
 from ansible_collections.remo.broker.plugins.module_utils import _protocol as P
 from ansible_collections.remo.broker.tests.unit.broker_harness import RawConn, assert_healthy
@@ -113,6 +114,28 @@ def test_a_rate_limited_flood_answers_a_smaller_share_per_pass(broker_factory):
         for conn in flood:
             conn.close()
     assert_healthy(broker)
+
+
+def test_a_connection_that_keeps_sending_while_it_waits_for_turns_is_answered_in_order(broker_factory):
+    """4 MiB of pipelined gets sent without pause: many reads arrive while the connection
+    waits for its turn; each is kept, and every request is answered once, in order."""
+    broker = broker_factory(rate_limit=0)
+    broker.add_project("alpha", ("TOKEN", "OTHER"))
+    broker.admin_ok("push-creds", secrets={"TOKEN": "t-value", "OTHER": "o-value"})
+    names = ["TOKEN" if i % 3 else "OTHER" for i in range(150000)]
+    payload = b"".join(b'{"op":"get","name":"%s"}\n' % name.encode() for name in names)
+    conn = RawConn(broker.project_socket("alpha"), timeout=60)
+    sender = threading.Thread(target=conn.sock.sendall, args=(payload,), daemon=True)
+    try:
+        sender.start()
+        got = [json.loads(conn.read_line()).get("name") for _name in names]
+        sender.join(60)
+        assert not sender.is_alive()
+        assert got == names
+        assert broker.admin_ok("status")["connections"]["turn_waits"] >= len(names) // P.PROJECT_TURN_REQUESTS // 2
+    finally:
+        conn.close()
+    assert_healthy(broker, "alpha")
 
 
 def test_runs_of_bare_newlines_answer_nothing_and_keep_the_requests_between_them(broker_factory):
