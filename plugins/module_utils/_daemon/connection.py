@@ -24,6 +24,7 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
     OUTPUT_HIGH_WATER,
     OUTPUT_LOW_WATER,
     PROJECT_OUTPUT_HARD_LIMIT,
+    PROJECT_TURN_REQUESTS,
     RATE_LIMITED_TURN_COST,
     READ_CHUNK_BYTES,
     REPLY_BATCH_BYTES,
@@ -194,9 +195,11 @@ class Connection:
                 self.pending = (lines, index)
                 self.turn_waiting = True
                 turns.wait(self)
-                # Reading goes on: a pipelining client sends its next requests only once it
-                # has replies, and a read that comes meanwhile is kept and pauses reading
-                # (data_received). Pausing here cost a loop pass per turn.
+                if count - index > PROJECT_TURN_REQUESTS:
+                    self.transport.pause_reading()
+                # else reading goes on: a client that pipelines a few requests sends more only
+                # once it has replies, and a read that comes meanwhile is kept and pauses
+                # reading (data_received); pausing here cost it a loop pass per turn.
                 if out:
                     self._write(out)
                 if len(self.broker.audit.queue) >= AUDIT_BATCH:

@@ -4129,6 +4129,7 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
             OUTPUT_HIGH_WATER,
             OUTPUT_LOW_WATER,
             PROJECT_OUTPUT_HARD_LIMIT,
+            PROJECT_TURN_REQUESTS,
             RATE_LIMITED_TURN_COST,
             READ_CHUNK_BYTES,
             REPLY_BATCH_BYTES,
@@ -4299,9 +4300,11 @@ Its counters go to a shared memfd page (seqlock) that ``read_counters`` decodes.
                         self.pending = (lines, index)
                         self.turn_waiting = True
                         turns.wait(self)
-                        # Reading goes on: a pipelining client sends its next requests only once it
-                        # has replies, and a read that comes meanwhile is kept and pauses reading
-                        # (data_received). Pausing here cost a loop pass per turn.
+                        if count - index > PROJECT_TURN_REQUESTS:
+                            self.transport.pause_reading()
+                        # else reading goes on: a client that pipelines a few requests sends more only
+                        # once it has replies, and a read that comes meanwhile is kept and pauses
+                        # reading (data_received); pausing here cost it a loop pass per turn.
                         if out:
                             self._write(out)
                         if len(self.broker.audit.queue) >= AUDIT_BATCH:
@@ -6745,19 +6748,19 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_queue', 'plugins/module_utils/_daemon/audit_queue.py', '_m10', 2846, 450),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.audit_writer', 'plugins/module_utils/_daemon/audit_writer.py', '_m11', 3299, 345),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3647, 456),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4106, 303),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4412, 190),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.listener', 'plugins/module_utils/_daemon/listener.py', '_m15', 4605, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m16', 4756, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m17', 4907, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m18', 4999, 152),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m19', 5154, 84),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m20', 5241, 301),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m21', 5545, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m22', 5594, 267),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m23', 5864, 414),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m24', 6281, 283),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m25', 6567, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4106, 306),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4415, 190),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.listener', 'plugins/module_utils/_daemon/listener.py', '_m15', 4608, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m16', 4759, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m17', 4910, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m18', 5002, 152),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m19', 5157, 84),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m20', 5244, 301),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m21', 5548, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m22', 5597, 267),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m23', 5867, 414),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m24', 6284, 283),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m25', 6570, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
