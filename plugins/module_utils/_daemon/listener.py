@@ -93,7 +93,13 @@ class Listener:
                 self._retry = self.loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
                 return
             conn_sock.setblocking(False)    # an accepted socket starts blocking; the loop must never wait on one
-            self._admit(conn_sock)
+            try:
+                self._admit(conn_sock)
+            except Exception as exc:  # pylint: disable=broad-except
+                # An admission check that cannot run refuses the connection (by type only:
+                # no peer data in the log).
+                log("error", "cannot admit a connection: %s" % type(exc).__name__)
+                conn_sock.close()
 
     def _admit(self, sock):
         broker = self.broker
