@@ -384,7 +384,7 @@ def render_ab_rounds(res):
         "A = %s, B = %s; median (min–max) over the rounds" % (res["a"], res["b"]), "",
         "| %s | A | B | B / A |" % res["title"], "|---|---:|---:|---:|",
         "| wall p50 | %s ms | %s ms | %s |" % (cell(s["A_p50_ms"], fmt), cell(s["B_p50_ms"], fmt),
-                                            cell(s["B_over_A"], "%.3f")),
+                                               cell(s["B_over_A"], "%.3f")),
         "| serving-process CPU per %s | %s ms | %s ms | %s |" % (
             res["unit"], cell(s["A_cpu_ms"], fmt), cell(s["B_cpu_ms"], fmt), cell(s["B_over_A_cpu"], "%.3f")),
     ])

@@ -78,7 +78,7 @@ class Listener:
         # socket.accept() would look up the listener's family and type as enums for every
         # socket; the raw accept and the known constants cost a third less per refusal.
         accept = self.sock._accept     # pylint: disable=protected-access
-        for _ in range(ACCEPT_BATCH):
+        for _attempt in range(ACCEPT_BATCH):
             try:
                 conn_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, accept()[0])
             except BlockingIOError:

@@ -205,7 +205,6 @@ class Broker(Registry, ProjectRequests, AdminRequests):
         log("info", "stopped")
 
 
-
 def _loop_exception_handler(loop, context):
     exc = context.get("exception")
     # Only the type: exception text or context may quote request data.

@@ -4685,7 +4685,7 @@ transport (``loop.connect_accepted_socket``).
                 # socket.accept() would look up the listener's family and type as enums for every
                 # socket; the raw accept and the known constants cost a third less per refusal.
                 accept = self.sock._accept     # pylint: disable=protected-access
-                for _ in range(ACCEPT_BATCH):
+                for _attempt in range(ACCEPT_BATCH):
                     try:
                         conn_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, accept()[0])
                     except BlockingIOError:
@@ -6493,7 +6493,6 @@ that ranks first: the default source, then the others in name order.
                 self.audit.emit(audit_event("stop", None, "ok", None, None, (os.getpid(), os.getuid()), 0))
                 log("info", "stopped")
         #
-        #
 
         def _loop_exception_handler(loop, context):
             exc = context.get("exception")
@@ -6765,8 +6764,8 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m21', 5554, 46),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m22', 5603, 267),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m23', 5873, 414),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m24', 6290, 283),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m25', 6576, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m24', 6290, 282),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m25', 6575, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
