@@ -69,6 +69,21 @@ class ReplyError(AssertionError):
     """A reply line that breaks the wire contract."""
 
 
+def stop_process(pid, timeout=10.0):
+    """SIGSTOP ``pid`` and wait until every thread of it is stopped: kill() returns before
+    a process running on another core has stopped, so data sent meanwhile may be read."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped():
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/stat" % (pid, tid), encoding="ascii") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                    return False
+        return True
+
+    wait_for(stopped, timeout=timeout, what="process %d to stop" % pid)
+
+
 def check_reply(line, codes, events_ok=False):
     """Validate one reply line (bytes, without the newline); return the decoded dict.
 

@@ -18,7 +18,7 @@ import signal
 import threading
 
 from ansible_collections.remo.broker.plugins.module_utils import _protocol as P
-from ansible_collections.remo.broker.tests.unit.broker_harness import RawConn, assert_healthy
+from ansible_collections.remo.broker.tests.unit.broker_harness import RawConn, assert_healthy, stop_process
 
 PING = b'{"op":"ping"}\n'
 A_CONNECTIONS = 4
@@ -54,7 +54,7 @@ def test_a_pipelining_project_gets_one_share_per_pass_while_another_waits(broker
                       if e["event"] == "ping"])
         # Everything is queued while the daemon is stopped, alpha's connections first: its
         # first pass finds all of it readable, and alpha's reads come first.
-        os.kill(broker.pid, signal.SIGSTOP)
+        stop_process(broker.pid)
         try:
             for conn in flood:
                 assert conn.send(PING * A_PIPELINED)
@@ -94,7 +94,7 @@ def test_a_rate_limited_flood_answers_a_smaller_share_per_pass(broker_factory):
             conn.send(PING)
             assert json.loads(conn.read_line())["ok"] is True
         waits_before = broker.admin_ok("status")["connections"]["turn_waits"]
-        os.kill(broker.pid, signal.SIGSTOP)
+        stop_process(broker.pid)
         try:
             for conn in flood:
                 assert conn.send(PING * A_PIPELINED)

@@ -23,7 +23,7 @@ import time
 import pytest
 
 from ansible_collections.remo.broker.plugins.module_utils import _protocol as P
-from ansible_collections.remo.broker.tests.unit.broker_harness import RawConn, assert_healthy, wait_for
+from ansible_collections.remo.broker.tests.unit.broker_harness import RawConn, assert_healthy, stop_process, wait_for
 
 PING = b'{"op":"ping"}\n'
 
@@ -177,7 +177,7 @@ def test_a_queued_burst_past_the_limits_is_refused_line_by_line(broker_factory):
     broker.add_project("alpha")
     broker.add_project("beta")
     holders = []
-    os.kill(broker.pid, signal.SIGSTOP)
+    stop_process(broker.pid)
     try:
         for _process in range(2):
             holder = subprocess.Popen([sys.executable, "-c", _QUEUE_BURST, broker.project_socket("alpha"), "150",
