@@ -32,7 +32,6 @@ from ansible_collections.remo.broker.plugins.module_utils._protocol import (
 )
 
 ACCEPT_RETRY_DELAY = 1.0    # seconds a socket rests after accept() failed for want of resources (as asyncio)
-_RETRY_LATER = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 _SKIP = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAGAIN))
 _PEERCRED = struct.Struct("3i")
 

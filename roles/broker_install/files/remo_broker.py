@@ -4639,7 +4639,6 @@ transport (``loop.connect_accepted_socket``).
         )
 
         ACCEPT_RETRY_DELAY = 1.0    # seconds a socket rests after accept() failed for want of resources (as asyncio)
-        _RETRY_LATER = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
         _SKIP = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAGAIN))
         _PEERCRED = struct.Struct("3i")
         #
@@ -6755,17 +6754,17 @@ _MODULES = (
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.cli', 'plugins/module_utils/_daemon/cli.py', '_m12', 3647, 456),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection', 'plugins/module_utils/_daemon/connection.py', '_m13', 4106, 306),
     ('ansible_collections.remo.broker.plugins.module_utils._daemon.connection_limits', 'plugins/module_utils/_daemon/connection_limits.py', '_m14', 4415, 190),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.listener', 'plugins/module_utils/_daemon/listener.py', '_m15', 4608, 154),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m16', 4765, 148),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m17', 4916, 89),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m18', 5008, 152),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m19', 5163, 84),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m20', 5250, 301),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m21', 5554, 46),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m22', 5603, 267),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m23', 5873, 414),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m24', 6290, 282),
-    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m25', 6575, 165),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.listener', 'plugins/module_utils/_daemon/listener.py', '_m15', 4608, 153),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.peer_attestation', 'plugins/module_utils/_daemon/peer_attestation.py', '_m16', 4764, 148),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.process', 'plugins/module_utils/_daemon/process.py', '_m17', 4915, 89),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_requests', 'plugins/module_utils/_daemon/project_requests.py', '_m18', 5007, 152),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.project_turns', 'plugins/module_utils/_daemon/project_turns.py', '_m19', 5162, 84),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.registry', 'plugins/module_utils/_daemon/registry.py', '_m20', 5249, 301),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.replies', 'plugins/module_utils/_daemon/replies.py', '_m21', 5553, 46),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_memory', 'plugins/module_utils/_daemon/secret_memory.py', '_m22', 5602, 267),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.secret_store', 'plugins/module_utils/_daemon/secret_store.py', '_m23', 5872, 414),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.server', 'plugins/module_utils/_daemon/server.py', '_m24', 6289, 282),
+    ('ansible_collections.remo.broker.plugins.module_utils._daemon.sockets', 'plugins/module_utils/_daemon/sockets.py', '_m25', 6574, 165),
 )
 
 FINDER = install(__file__, _MODULES, sys._getframe().f_code)  # pylint: disable=protected-access
