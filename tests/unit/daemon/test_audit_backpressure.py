@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, assert_healthy, wait_for
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, assert_healthy, stop_process, wait_for
 
 HIGH_WATER = 10000      # AUDIT_HIGH_WATER in remo_broker.py
 BATCH = 1024            # AUDIT_BATCH
@@ -134,7 +134,7 @@ def test_backpressure_bounds_the_backlog_while_the_writer_is_stuck(tmp_path):
     try:
         writer = broker.admin("status")["audit"]["writer_pid"]
         before = _audit_gets(broker.audit_log) if os.path.exists(broker.audit_log) else 0
-        os.kill(writer, signal.SIGSTOP)
+        stop_process(writer)
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(broker.project_socket("bp"))

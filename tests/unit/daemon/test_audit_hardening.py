@@ -30,7 +30,7 @@ import time
 
 import pytest
 
-from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, RawConn, request, wait_for
+from ansible_collections.remo.broker.tests.unit.broker_harness import Daemon, RawConn, request, stop_process, wait_for
 
 VALUE = "tok-audit-hardening-0c1d"
 GET = b'{"op":"get","name":"TOKEN"}\n'
@@ -190,7 +190,7 @@ def test_a_project_flooding_the_audit_does_not_stall_another(tmp_path):
         share = 10000 // 2
         b_conn = RawConn(broker.project_socket("b"))     # connected before the flood, and new ones below
         writer = broker.admin("status")["audit"]["writer_pid"]
-        os.kill(writer, signal.SIGSTOP)     # the writer consumes nothing: every event stays in the backlog
+        stop_process(writer)     # the writer consumes nothing: every event stays in the backlog
         total = 40000
         flood = Flood(broker.project_socket("a"), GET * total)
         audit = wait_for(lambda s: s["paused_projects"] == ["a"], 60, what="project a to be paused",
@@ -235,7 +235,7 @@ def test_a_stalled_writer_fails_closed_then_recovers(tmp_path):
         broker.add_project("st", ("TOKEN",))
         broker.admin_ok("push-creds", secrets={"TOKEN": VALUE})
         writer = broker.admin("status")["audit"]["writer_pid"]
-        os.kill(writer, signal.SIGSTOP)
+        stop_process(writer)
         reply = wait_for(lambda r: r.get("code") == "audit_unavailable", 60, interval=0.2,
                          what="get to be refused by a stalled writer",
                          get=lambda: broker.project("st", "get", name="TOKEN"))
