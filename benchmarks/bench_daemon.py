@@ -315,6 +315,7 @@ def _ab_rounds(base, other, rounds, kind, prepare, measure, count, unit):
     them per measurement) is taken from schedstat, which does not depend on how much of
     a core the scheduler granted.
     """
+    cpu = "cpu_ms_per_" + unit
     daemons = {}
     try:
         for label, path in (("A", other), ("B", DAEMON)):
@@ -328,20 +329,19 @@ def _ab_rounds(base, other, rounds, kind, prepare, measure, count, unit):
                 broker = daemons[label]
                 before = cpu_ns(broker.pid)
                 point = measure(broker)
-                point["cpu_ms_per_" + unit] = (cpu_ns(broker.pid) - before) / 1e6 / count
+                point[cpu] = (cpu_ns(broker.pid) - before) / 1e6 / count
                 row[label] = point
             row["b_over_a"] = row["B"]["p50_ms"] / row["A"]["p50_ms"]
-            row["b_over_a_cpu"] = row["B"]["cpu_ms_per_" + unit] / row["A"]["cpu_ms_per_" + unit]
+            row["b_over_a_cpu"] = row["B"][cpu] / row["A"][cpu]
             sys.stderr.write("[round %d %s] %s p50: A %.3f ms B %.3f ms (B/A %.3f); CPU/%s: A %.4f ms B %.4f ms "
                              "(B/A %.3f), load %.1f\n" % (rnd, row["order"], kind, row["A"]["p50_ms"], row["B"]["p50_ms"],
-                                                          row["b_over_a"], unit, row["A"]["cpu_ms_per_" + unit],
-                                                          row["B"]["cpu_ms_per_" + unit], row["b_over_a_cpu"],
+                                                          row["b_over_a"], unit, row["A"][cpu],
+                                                          row["B"][cpu], row["b_over_a_cpu"],
                                                           os.getloadavg()[0]))
             runs.append(row)
     finally:
         for broker in daemons.values():
             broker.stop()
-    cpu = "cpu_ms_per_" + unit
     summary = {key: _spread([r[label][metric] for r in runs]) for key, label, metric in (
         ("A_p50_ms", "A", "p50_ms"), ("B_p50_ms", "B", "p50_ms"), ("A_cpu_ms", "A", cpu), ("B_cpu_ms", "B", cpu))}
     summary["B_over_A"] = _spread([r["b_over_a"] for r in runs])
@@ -353,7 +353,7 @@ def bench_ab_push(base, other, rounds=7, iterations=40, warmup=5):
     """``push-creds`` of 1,000 secrets on the role's daemon (B) and ``other`` (A), interleaved."""
     res = _ab_rounds(base, other, rounds, "push", lambda broker: None,
                      lambda broker: bench_push(broker, iterations=iterations, warmup=warmup), iterations + warmup, "push")
-    res["title"], res["unit"] = "push-creds, 1,000 secrets", "push"
+    res["title"], res["unit"], res["number_format"] = "push-creds, 1,000 secrets", "push", "%.2f"
     return res
 
 
@@ -365,7 +365,7 @@ def bench_ab_connect(base, other, rounds=7, n=1000, warmup=50):
 
     res = _ab_rounds(base, other, rounds, "connect", prepare, lambda broker: bench_connect(broker, n, warmup),
                      n + warmup, "connection")
-    res["title"], res["unit"] = "get on a fresh connection each", "connection"
+    res["title"], res["unit"], res["number_format"] = "get on a fresh connection each", "connection", "%.3f"
     return res
 
 
@@ -375,7 +375,7 @@ def render_ab_rounds(res):
     def cell(spread, fmt="%.2f"):
         return (fmt + " (" + fmt + "–" + fmt + ")") % (spread["median"], spread["min"], spread["max"])
 
-    fmt = "%.3f" if res["unit"] == "connection" else "%.2f"
+    fmt = res["number_format"]
     return "\n".join([
         "machine: %s cores, %s, Python %s, commit %s; load average %s at start, %s at end; %d rounds" % (
             m["nproc"], m["cpu"] or "cpu?", m["python"], m["commit"],
